@@ -1,0 +1,72 @@
+"""jitune: NumPy functions compiled to tuned machine code, per call signature.
+
+    @jitune.kernel
+    def dense_relu(x, w, b):
+        return np.maximum(x @ w + b, 0)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, overload
+
+import numpy as np
+
+from . import config
+from .errors import (
+    ArgumentError,
+    CompileError,
+    ConfigError,
+    DTypeError,
+    JituneError,
+    ShapeError,
+    UnsupportedOperation,
+)
+from .frontend.kernel import Kernel
+from .frontend.numpy_api import einsum_function as einsum
+from .pipeline import Lowered
+
+__version__ = "0.1.0"
+
+
+class spec:  # noqa: N801 - reads like a type, used like np.empty
+    """A shape and dtype without data, for ``f.lower(jitune.spec((64, 32), "float32"))``."""
+
+    def __init__(self, shape: tuple[int, ...] | int, dtype: Any = np.float64) -> None:
+        self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        self.dtype = np.dtype(dtype)
+
+    def __repr__(self) -> str:
+        return f"jitune.spec({self.shape}, {self.dtype})"
+
+
+@overload
+def kernel(fn: Callable[..., Any]) -> Kernel: ...
+@overload
+def kernel(*, name: str | None = None) -> Callable[[Callable[..., Any]], Kernel]: ...
+
+
+def kernel(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+    """Compile ``fn`` (a function of NumPy arrays) per call signature.
+
+    Use as ``@jitune.kernel`` or ``@jitune.kernel(name=...)``.
+    """
+    if fn is None:
+        return lambda f: Kernel(f, name=name)
+    return Kernel(fn, name=name)
+
+
+__all__ = [
+    "ArgumentError",
+    "CompileError",
+    "ConfigError",
+    "DTypeError",
+    "JituneError",
+    "Kernel",
+    "Lowered",
+    "ShapeError",
+    "UnsupportedOperation",
+    "config",
+    "einsum",
+    "kernel",
+    "spec",
+]

@@ -1,0 +1,376 @@
+"""codegen (CPU): loop IR -> LLVM IR text.
+
+The module holds, per kernel, a body function whose buffer pointers are ``noalias`` and a
+wrapper ``void kN(ptr bufs, i64 start, i64 end)`` that the runtime calls (``start``/``end``
+bound the kernel's PARALLEL loop, so threads can split it). ``jitune_entry(ptr arrays...)``
+reads each NumPy array's data pointer and runs the kernels in order; parallel kernels go
+through ``jitune_parallel_for``, which the runtime provides.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from ..ir.compute import BufferDecl
+from ..ir.expr import Expr, ExprOp, coefficient, free_vars, iconst, linear_index, loads, substitute
+from ..ir.loops import Alloc, Block, For, If, Kernel, LoopKind, LoopProgram, Stmt, Store
+from . import llvm_ops as ops
+from .llvm_ops import Val
+from .llvm_types import literal, memory_type, register_type, vector_type
+
+PARALLEL_FOR = "jitune_parallel_for"
+ENTRY = "jitune_entry"
+
+
+def _kind(dtype: np.dtype) -> str:
+    return {"b": "b", "i": "i", "u": "i", "f": "f"}[np.dtype(dtype).kind]
+
+
+def _written(stmt: Stmt) -> Iterator[str]:
+    if isinstance(stmt, Store):
+        yield stmt.buffer
+    elif isinstance(stmt, Block):
+        for s in stmt.stmts:
+            yield from _written(s)
+    elif isinstance(stmt, For):
+        yield from _written(stmt.body)
+    elif isinstance(stmt, If):
+        yield from _written(stmt.then)
+        if stmt.orelse is not None:
+            yield from _written(stmt.orelse)
+
+
+def _used_buffers(stmt: Stmt, names: set[str]) -> set[str]:
+    used: set[str] = set()
+
+    def visit_expr(expr: Expr) -> None:
+        used.update(node.arg for node in loads(expr) if node.arg in names)
+
+    def visit(s: Stmt) -> None:
+        if isinstance(s, Store):
+            if s.buffer in names:
+                used.add(s.buffer)
+            visit_expr(s.value)
+            for i in s.indices:
+                visit_expr(i)
+        elif isinstance(s, Block):
+            for child in s.stmts:
+                visit(child)
+        elif isinstance(s, For):
+            visit_expr(s.start)
+            visit_expr(s.stop)
+            visit(s.body)
+        elif isinstance(s, If):
+            visit_expr(s.cond)
+            visit(s.then)
+            if s.orelse is not None:
+                visit(s.orelse)
+
+    visit(stmt)
+    return used
+
+
+class _Function:
+    """Emits one kernel body function."""
+
+    def __init__(self, module: "_Module", kernel: Kernel, params: list[BufferDecl]) -> None:
+        self.module = module
+        self.kernel = kernel
+        self.buffers = {d.name: d for d in params}
+        self.pointers = {d.name: f"%b_{d.name}" for d in params}
+        self.lines: list[str] = []
+        self.allocas: list[str] = []
+        self.counter = 0
+        self.block = "entry"
+        self.env: dict[str, Val] = {}
+        self.memo: list[dict[Expr, Val]] = [{}]
+        self.locals: dict[str, tuple[str, np.dtype]] = {}
+        self.vector: tuple[str, int] | None = None
+        self.written = set(_written(kernel.body))
+        self._cacheable: dict[int, bool] = {}
+
+    # -- Emitter protocol ----------------------------------------------------------------------
+    def tmp(self) -> str:
+        self.counter += 1
+        return f"%v{self.counter}"
+
+    def line(self, text: str) -> None:
+        self.lines.append("  " + text)
+
+    def declare(self, text: str) -> None:
+        self.module.declarations.add(text)
+
+    def label(self, hint: str) -> str:
+        self.counter += 1
+        return f"{hint}{self.counter}"
+
+    def start_block(self, name: str) -> None:
+        self.lines.append(f"{name}:")
+        self.block = name
+
+    # -- expressions ---------------------------------------------------------------------------
+    def cacheable(self, expr: Expr) -> bool:
+        """Whether ``expr``'s value can be reused: it reads no buffer this kernel writes."""
+        found = self._cacheable.get(id(expr))
+        if found is None:
+            found = all(
+                node.arg not in self.written and node.arg not in self.locals
+                for node in loads(expr)
+            )
+            self._cacheable[id(expr)] = found
+        return found
+
+    def expr(self, expr: Expr) -> Val:
+        for scope in reversed(self.memo):
+            found = scope.get(expr)
+            if found is not None:
+                return found
+        value = self._expr(expr)
+        if self.cacheable(expr):
+            self.memo[-1][expr] = value
+        return value
+
+    def _expr(self, expr: Expr) -> Val:
+        op = expr.op
+        if op is ExprOp.VAR:
+            return self.env[expr.arg]
+        if op is ExprOp.CONST:
+            return Val(literal(expr.arg, expr.dtype), register_type(expr.dtype))
+        if op is ExprOp.LOAD:
+            return self.load(expr)
+        args = [self.expr(child) for child in expr.src]
+        if op is ExprOp.UNARY:
+            return ops.unary(self, expr.arg, args[0])
+        if op is ExprOp.BINARY:
+            return ops.binary(self, expr.arg, args[0], args[1])
+        if op is ExprOp.SELECT:
+            return ops.select(self, args[0], args[1], args[2])
+        if op is ExprOp.CAST:
+            source = expr.src[0].dtype
+            return ops.cast(self, args[0], _kind(source), _kind(expr.dtype), register_type(expr.dtype))
+        raise NotImplementedError(op)
+
+    def address(self, buffer: str, indices: tuple[Expr, ...]) -> tuple[str, np.dtype, Expr]:
+        """Base pointer, dtype and flat element index of ``buffer[indices]``."""
+        if buffer in self.locals:
+            pointer, dtype = self.locals[buffer]
+            return pointer, dtype, indices[0]
+        decl = self.buffers[buffer]
+        return self.pointers[buffer], decl.dtype, linear_index(indices, decl.strides)
+
+    def element_pointers(self, pointer: str, dtype: np.dtype, flat: Expr) -> tuple[str, int]:
+        """Pointer to the first element and the lane count of a contiguous access, or
+        (vector of pointers, -lanes) for a gather/scatter."""
+        mem = memory_type(dtype)
+        if self.vector is not None and self.vector[0] in free_vars(flat):
+            name, lanes = self.vector
+            if coefficient(flat, name) == 1:
+                base = self.expr(substitute(flat, {name: iconst(0)}))
+                ptr = self.tmp()
+                self.line(f"{ptr} = getelementptr inbounds {mem}, ptr {pointer}, i64 {base.ref}")
+                return ptr, lanes
+            index = self.expr(flat)
+            ptrs = self.tmp()
+            self.line(f"{ptrs} = getelementptr inbounds {mem}, ptr {pointer}, {index.type} {index.ref}")
+            return ptrs, -lanes
+        index = self.expr(flat)
+        ptr = self.tmp()
+        self.line(f"{ptr} = getelementptr inbounds {mem}, ptr {pointer}, i64 {index.ref}")
+        return ptr, 1
+
+    def load(self, expr: Expr) -> Val:
+        pointer, dtype, flat = self.address(expr.arg, expr.src)
+        mem, reg = memory_type(dtype), register_type(dtype)
+        ptr, lanes = self.element_pointers(pointer, dtype, flat)
+        align = np.dtype(dtype).itemsize
+        if lanes >= 1:
+            ty = vector_type(mem, lanes)
+            value = ops.instr(self, f"load {ty}, ptr {ptr}, align {align}", mem, lanes)
+        else:
+            lanes = -lanes
+            value = Val("poison", mem, lanes)
+            for lane in range(lanes):
+                p = ops.instr(self, f"extractelement <{lanes} x ptr> {ptr}, i64 {lane}", "ptr", 1)
+                x = ops.instr(self, f"load {mem}, ptr {p.ref}, align {align}", mem, 1)
+                value = ops.instr(
+                    self, f"insertelement {value.type} {value.ref}, {mem} {x.ref}, i64 {lane}", mem, lanes
+                )
+        if reg != mem:  # bool: one byte in memory, i1 in registers
+            value = ops.instr(self, f"icmp ne {value.type} {value.ref}, zeroinitializer", "i1", lanes)
+        return value
+
+    def store(self, stmt: Store) -> None:
+        pointer, dtype, flat = self.address(stmt.buffer, stmt.indices)
+        mem, reg = memory_type(dtype), register_type(dtype)
+        value = self.expr(stmt.value)
+        ptr, lanes = self.element_pointers(pointer, dtype, flat)
+        align = np.dtype(dtype).itemsize
+        value = ops.splat(self, value, abs(lanes))
+        if reg != mem:
+            value = ops.instr(self, f"zext {value.type} {value.ref} to {vector_type(mem, value.lanes)}", mem, value.lanes)
+        if lanes >= 1:
+            self.line(f"store {value.type} {value.ref}, ptr {ptr}, align {align}")
+            return
+        for lane in range(-lanes):
+            p = ops.instr(self, f"extractelement <{-lanes} x ptr> {ptr}, i64 {lane}", "ptr", 1)
+            x = ops.instr(self, f"extractelement {value.type} {value.ref}, i64 {lane}", mem, 1)
+            self.line(f"store {mem} {x.ref}, ptr {p.ref}, align {align}")
+
+    # -- statements ----------------------------------------------------------------------------
+    def stmt(self, stmt: Stmt) -> None:
+        if isinstance(stmt, Block):
+            for child in stmt.stmts:
+                self.stmt(child)
+        elif isinstance(stmt, Store):
+            self.store(stmt)
+        elif isinstance(stmt, For):
+            self.loop(stmt)
+        elif isinstance(stmt, If):
+            self.branch(stmt)
+        elif isinstance(stmt, Alloc):
+            self.alloc(stmt)
+        else:
+            raise TypeError(stmt)
+
+    def alloc(self, stmt: Alloc) -> None:
+        ref = f"%a_{stmt.buffer}_{self.label('')}"
+        self.allocas.append(f"  {ref} = alloca {memory_type(stmt.dtype)}, i64 {stmt.size}, align 64")
+        self.locals[stmt.buffer] = (ref, stmt.dtype)
+
+    def scoped(self, body: Stmt) -> None:
+        self.memo.append({})
+        try:
+            self.stmt(body)
+        finally:
+            self.memo.pop()
+
+    def loop(self, stmt: For) -> None:
+        if stmt.kind is LoopKind.UNROLLED:
+            for value in range(stmt.start.arg, stmt.stop.arg):
+                self.env[stmt.var] = Val(str(value), "i64")
+                self.scoped(stmt.body)
+            return
+        if stmt.kind is LoopKind.VECTORIZED:
+            lanes = stmt.stop.arg - stmt.start.arg
+            if lanes == 1:
+                self.env[stmt.var] = Val(str(stmt.start.arg), "i64")
+                self.scoped(stmt.body)
+                return
+            outer = self.vector
+            ramp = ", ".join(f"i64 {stmt.start.arg + k}" for k in range(lanes))
+            self.env[stmt.var] = Val(f"<{ramp}>", "i64", lanes)
+            self.vector = (stmt.var, lanes)
+            self.scoped(stmt.body)
+            self.vector = outer
+            return
+        if stmt.kind is LoopKind.PARALLEL:
+            start, stop = Val("%start", "i64"), Val("%end", "i64")
+        else:
+            start, stop = self.expr(stmt.start), self.expr(stmt.stop)
+        before = self.block
+        header, body, done = self.label("loop"), self.label("body"), self.label("done")
+        self.line(f"br label %{header}")
+        self.start_block(header)
+        index, following = self.tmp(), self.tmp()
+        phi_at = len(self.lines)
+        self.line("")  # the phi, filled in once the latch block is known
+        cond = self.tmp()
+        self.line(f"{cond} = icmp slt i64 {index}, {stop.ref}")
+        self.line(f"br i1 {cond}, label %{body}, label %{done}")
+        self.start_block(body)
+        self.env[stmt.var] = Val(index, "i64")
+        self.scoped(stmt.body)
+        self.line(f"{following} = add nuw nsw i64 {index}, 1")
+        self.line(f"br label %{header}")
+        self.lines[phi_at] = (
+            f"  {index} = phi i64 [ {start.ref}, %{before} ], [ {following}, %{self.block} ]"
+        )
+        self.start_block(done)
+
+    def branch(self, stmt: If) -> None:
+        cond = self.expr(stmt.cond)
+        then, orelse, merge = self.label("then"), self.label("else"), self.label("merge")
+        self.line(f"br i1 {cond.ref}, label %{then}, label %{orelse if stmt.orelse else merge}")
+        self.start_block(then)
+        self.scoped(stmt.then)
+        self.line(f"br label %{merge}")
+        if stmt.orelse is not None:
+            self.start_block(orelse)
+            self.scoped(stmt.orelse)
+            self.line(f"br label %{merge}")
+        self.start_block(merge)
+
+    def render(self) -> str:
+        name = self.kernel.name
+        params = ", ".join(f"ptr noalias {self.pointers[n]}" for n in self.buffers)
+        params = (params + ", " if params else "") + "i64 %start, i64 %end"
+        self.stmt(self.kernel.body)
+        head = f"define internal void @{name}_body({params}) nounwind {{\nentry:"
+        return "\n".join([head, *self.allocas, *self.lines, "  ret void", "}"])
+
+
+class _Module:
+    def __init__(self, program: LoopProgram, data_offset: int) -> None:
+        self.program = program
+        self.data_offset = data_offset
+        self.declarations: set[str] = set()
+
+    def kernel(self, position: int, kernel: Kernel) -> str:
+        names = {d.name for d in self.program.buffers}
+        used = _used_buffers(kernel.body, names)
+        params = [d for d in self.program.buffers if d.name in used]
+        body = _Function(self, kernel, params).render()
+        index = {d.name: k for k, d in enumerate(self.program.buffers)}
+        lines = [f"define void @{kernel.name}(ptr %bufs, i64 %start, i64 %end) nounwind {{"]
+        args = []
+        for decl in params:
+            slot = f"%s_{decl.name}"
+            lines.append(f"  {slot} = getelementptr ptr, ptr %bufs, i64 {index[decl.name]}")
+            lines.append(f"  %p_{decl.name} = load ptr, ptr {slot}")
+            args.append(f"ptr %p_{decl.name}")
+        args += ["i64 %start", "i64 %end"]
+        lines.append(f"  call void @{kernel.name}_body({', '.join(args)})")
+        lines += ["  ret void", "}"]
+        return body + "\n" + "\n".join(lines)
+
+    def entry(self) -> str:
+        buffers = self.program.buffers
+        params = ", ".join(f"ptr %o{k}" for k in range(len(buffers)))
+        lines = [f"define void @{ENTRY}({params}) nounwind {{", f"  %bufs = alloca ptr, i64 {max(len(buffers), 1)}"]
+        for k in range(len(buffers)):
+            lines.append(f"  %f{k} = getelementptr i8, ptr %o{k}, i64 {self.data_offset}")
+            lines.append(f"  %d{k} = load ptr, ptr %f{k}")
+            lines.append(f"  %s{k} = getelementptr ptr, ptr %bufs, i64 {k}")
+            lines.append(f"  store ptr %d{k}, ptr %s{k}")
+        for kernel in self.program.kernels:
+            extent = _parallel_stop(kernel)
+            if kernel.parallel:
+                lines.append(f"  call void @{PARALLEL_FOR}(ptr @{kernel.name}, ptr %bufs, i64 {extent})")
+            else:
+                lines.append(f"  call void @{kernel.name}(ptr %bufs, i64 0, i64 {extent})")
+        lines += ["  ret void", "}"]
+        return "\n".join(lines)
+
+    def render(self) -> str:
+        parts = [self.kernel(k, kernel) for k, kernel in enumerate(self.program.kernels)]
+        parts.append(self.entry())
+        if any(kernel.parallel for kernel in self.program.kernels):
+            self.declarations.add(f"declare void @{PARALLEL_FOR}(ptr, ptr, i64)")
+        declarations = sorted(d for d in self.declarations if "@jitune_ipow_" not in d)
+        if len(declarations) != len(self.declarations):
+            parts.append(ops.ipow_helpers())
+        return "\n\n".join(declarations + parts) + "\n"
+
+
+def _parallel_stop(kernel: Kernel) -> int:
+    body = kernel.body
+    if isinstance(body, For) and body.kind is LoopKind.PARALLEL:
+        return int(body.stop.arg)
+    return 0
+
+
+def render(program: LoopProgram, data_offset: int) -> str:
+    """LLVM IR text of ``program``; ``data_offset`` is where an ndarray keeps its data pointer."""
+    return _Module(program, data_offset).render()

@@ -1,0 +1,35 @@
+"""Exceptions raised by jitune.
+
+Every error a user can cause derives from :class:`JituneError`. Messages name the operation,
+the shapes involved and, where known, the line of the user's function that caused it.
+"""
+
+from __future__ import annotations
+
+
+class JituneError(Exception):
+    """Base class of every error jitune raises on purpose."""
+
+
+class UnsupportedOperation(JituneError, TypeError):
+    """A NumPy function, method or argument form that the tracer cannot compile."""
+
+
+class ShapeError(JituneError, ValueError):
+    """Incompatible shapes: broadcasting, einsum specs, reshapes, axes."""
+
+
+class DTypeError(JituneError, TypeError):
+    """A dtype jitune cannot compile (complex, object, strings, ...)."""
+
+
+class ArgumentError(JituneError, TypeError):
+    """A kernel argument of the wrong kind (not an array, or from another array library)."""
+
+
+class CompileError(JituneError, RuntimeError):
+    """Code generation or machine-code compilation failed; this is a jitune bug."""
+
+
+class ConfigError(JituneError, ValueError):
+    """A ``JITUNE_*`` setting has a value that cannot be used."""

@@ -1,0 +1,35 @@
+"""Where in the user's code an operation was traced, for error messages."""
+
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+
+_JITUNE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SKIP_DIRS = (_JITUNE_DIR,)
+
+
+def _numpy_dir() -> str:
+    numpy = sys.modules.get("numpy")
+    return os.path.dirname(os.path.abspath(numpy.__file__)) if numpy else "\0"
+
+
+def user_line() -> str:
+    """``file:line: source`` of the innermost frame outside jitune and NumPy, or ''."""
+    skip = _SKIP_DIRS + (_numpy_dir(),)
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not filename.startswith(skip) and not filename.startswith("<frozen"):
+            source = linecache.getline(filename, frame.f_lineno).strip()
+            where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+            return f"{where}: {source}" if source else where
+        frame = frame.f_back
+    return ""
+
+
+def located(message: str) -> str:
+    """``message`` followed by the user's line, when one is found."""
+    line = user_line()
+    return f"{message}\n  at {line}" if line else message

@@ -1,0 +1,162 @@
+"""``@jitune.kernel``: the user-facing function object and its dispatch table."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .. import config, dtypes
+from ..errors import ArgumentError, DTypeError
+from ..pipeline import Lowered, lower_graph
+from ..runtime import cpu
+from ..runtime.devices import device_of
+from .trace import ArgSpec, Structure, trace
+
+log = logging.getLogger("jitune")
+
+_PYTHON_SCALARS = {bool: np.dtype(bool), int: np.dtype(np.int64), float: np.dtype(np.float64)}
+
+
+def _signature(arg: Any) -> Any:
+    """The part of the dispatch key one argument contributes (cheap: this is the hot path)."""
+    kind = type(arg)
+    if kind is np.ndarray:
+        return (arg.shape, arg.dtype, arg.strides)
+    if kind in _PYTHON_SCALARS:
+        return kind
+    if isinstance(arg, np.generic):
+        return ("scalar", arg.dtype)
+    if isinstance(arg, np.ndarray):
+        return (arg.shape, arg.dtype, arg.strides)
+    return ("other", kind)
+
+
+def _spec(arg: Any, position: int, name: str) -> ArgSpec:
+    """Tracing spec of one argument; raises ArgumentError/DTypeError for what cannot run."""
+    kind = type(arg)
+    if kind in _PYTHON_SCALARS:
+        return ArgSpec((), _PYTHON_SCALARS[kind], (), weak=kind)
+    if isinstance(arg, complex) or (
+        isinstance(arg, (np.ndarray, np.generic)) and arg.dtype.kind == "c"
+    ):
+        raise DTypeError(f"{name}: argument {position} is complex; jitune supports real dtypes only")
+    if isinstance(arg, np.generic):
+        dtype = dtypes.check_supported(arg.dtype, f"{name}: argument {position}")
+        return ArgSpec((), dtype, ())
+    if isinstance(arg, np.ndarray):
+        dtype = dtypes.check_supported(arg.dtype, f"{name}: argument {position} (shape {arg.shape})")
+        if any(s % arg.itemsize for s in arg.strides):
+            raise ArgumentError(
+                f"{name}: argument {position} has strides {arg.strides} that are not multiples "
+                f"of its item size {arg.itemsize}; pass a copy"
+            )
+        return ArgSpec(arg.shape, dtype, tuple(s // arg.itemsize for s in arg.strides))
+    device_of([arg], name)  # names the array library, if it is one
+    raise ArgumentError(
+        f"{name}: argument {position} is a {kind.__module__}.{kind.__qualname__}, not an array; "
+        "pass a NumPy array (np.asarray(...)) or a scalar"
+    )
+
+
+class _Entry:
+    """A compiled signature: allocates outputs and calls the machine code."""
+
+    __slots__ = ("function", "module", "lowered", "scalars", "allocations", "results", "structure")
+
+    def __init__(self, lowered: Lowered, specs: Sequence[ArgSpec], structure: Structure) -> None:
+        self.lowered = lowered
+        self.module = cpu.compile_module(lowered.source)
+        buffers = lowered.loops.buffers
+        prototype = ctypes.CFUNCTYPE(None, *([ctypes.py_object] * len(buffers)))
+        self.function = prototype(self.module.address("jitune_entry"))
+        self.scalars = tuple(
+            (position, spec.dtype) for position, spec in enumerate(specs) if not spec.shape and (
+                spec.weak is not None or True
+            )
+        )
+        self.allocations = tuple((d.shape, d.dtype) for d in buffers if d.role != "input")
+        position = {d.name: k for k, d in enumerate(buffers)}
+        self.results = tuple(position[name] for name in lowered.loops.outputs)
+        self.structure = structure
+
+    def __call__(self, args: Sequence[Any]) -> Any:
+        arrays = list(args)
+        for position, dtype in self.scalars:
+            arrays[position] = np.asarray(arrays[position], dtype=dtype)
+        for shape, dtype in self.allocations:
+            arrays.append(np.empty(shape, dtype))
+        self.function(*arrays)
+        if self.structure == "single":
+            return arrays[self.results[0]]
+        results = [arrays[k] for k in self.results]
+        return tuple(results) if self.structure == "tuple" else results
+
+
+class Kernel:
+    """A NumPy function compiled per call signature (shapes, dtypes, strides, device).
+
+    Call it like the function it wraps. ``lower(*args)`` shows what jitune makes of it.
+    """
+
+    def __init__(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "kernel")
+        self._table: dict[tuple[Any, ...], _Entry] = {}
+        self.compile_count = 0
+
+    def __call__(self, *args: Any) -> Any:
+        key = tuple(map(_signature, args))
+        entry = self._table.get(key)
+        if entry is None:
+            entry = self._build(args, key)
+        return entry(args)
+
+    def _specs(self, args: Sequence[Any]) -> list[ArgSpec]:
+        device_of(args, self.name)
+        return [_spec(arg, position, self.name) for position, arg in enumerate(args)]
+
+    def _lower(self, specs: Sequence[ArgSpec]) -> tuple[Lowered, Structure]:
+        traced = trace(self.fn, specs)
+        strides = [spec.strides for spec in specs]
+        return lower_graph(traced.graph, strides, cpu.host_target()), traced.structure
+
+    def _build(self, args: Sequence[Any], key: tuple[Any, ...]) -> _Entry:
+        began = time.perf_counter()
+        specs = self._specs(args)
+        lowered, structure = self._lower(specs)
+        entry = _Entry(lowered, specs, structure)
+        self._table[key] = entry  # only a complete entry is ever stored
+        self.compile_count += 1
+        settings = config.get()
+        if settings.debug >= 1:
+            shapes = ", ".join(f"{s.dtype}{list(s.shape)}" for s in specs)
+            log.warning("jitune: compiled %s(%s) for cpu in %.1f ms", self.name, shapes,
+                        1e3 * (time.perf_counter() - began))
+        if settings.debug >= 4:
+            log.warning("%s", lowered)
+        return entry
+
+    def lower(self, *args: Any) -> Lowered:
+        """Every IR level and the generated source for these arguments.
+
+        An argument may be an array, a scalar, or anything with ``shape`` and ``dtype``
+        (such as :func:`jitune.spec`), so code can be inspected without data.
+        """
+        specs = []
+        for position, arg in enumerate(args):
+            if isinstance(arg, (np.ndarray, np.generic, bool, int, float)):
+                specs.append(_spec(arg, position, self.name))
+            elif hasattr(arg, "shape") and hasattr(arg, "dtype"):
+                specs.append(_spec(np.empty(arg.shape, arg.dtype), position, self.name))
+            else:
+                specs.append(_spec(arg, position, self.name))
+        return self._lower(specs)[0]
+
+    def __repr__(self) -> str:
+        return f"<jitune.kernel {self.name} ({len(self._table)} compiled signatures)>"

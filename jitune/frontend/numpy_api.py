@@ -1,0 +1,436 @@
+"""Handlers for the NumPy ufuncs and functions jitune can trace.
+
+``call_ufunc`` and ``call_function`` are entered from :class:`~jitune.frontend.tracer.Tracer`'s
+NumPy protocol methods. Result dtypes are NumPy's own (see :mod:`jitune.dtypes`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import DTypeError, ShapeError, UnsupportedOperation
+from ..ir.graph import Array, BinaryOp, GraphOp, ReduceOp, UnaryOp
+from . import build, einsum
+from .context import located
+from .tracer import Tracer, as_node, to_node
+
+_UNARY: dict[np.ufunc, UnaryOp] = {
+    np.negative: UnaryOp.NEG,
+    np.absolute: UnaryOp.ABS,
+    np.fabs: UnaryOp.ABS,
+    np.exp: UnaryOp.EXP,
+    np.log: UnaryOp.LOG,
+    np.log1p: UnaryOp.LOG1P,
+    np.expm1: UnaryOp.EXPM1,
+    np.sqrt: UnaryOp.SQRT,
+    np.tanh: UnaryOp.TANH,
+    np.sin: UnaryOp.SIN,
+    np.cos: UnaryOp.COS,
+    np.floor: UnaryOp.FLOOR,
+    np.ceil: UnaryOp.CEIL,
+    np.sign: UnaryOp.SIGN,
+    np.reciprocal: UnaryOp.RECIPROCAL,
+    np.logical_not: UnaryOp.NOT,
+    np.invert: UnaryOp.INVERT,
+    np.isnan: UnaryOp.ISNAN,
+}
+
+_BINARY: dict[np.ufunc, BinaryOp] = {
+    np.add: BinaryOp.ADD,
+    np.subtract: BinaryOp.SUB,
+    np.multiply: BinaryOp.MUL,
+    np.true_divide: BinaryOp.TRUEDIV,
+    np.floor_divide: BinaryOp.FLOORDIV,
+    np.remainder: BinaryOp.MOD,
+    np.power: BinaryOp.POW,
+    np.maximum: BinaryOp.MAX,
+    np.minimum: BinaryOp.MIN,
+    np.equal: BinaryOp.EQ,
+    np.not_equal: BinaryOp.NE,
+    np.less: BinaryOp.LT,
+    np.less_equal: BinaryOp.LE,
+    np.greater: BinaryOp.GT,
+    np.greater_equal: BinaryOp.GE,
+    np.bitwise_and: BinaryOp.AND,
+    np.bitwise_or: BinaryOp.OR,
+    np.bitwise_xor: BinaryOp.XOR,
+    np.logical_and: BinaryOp.AND,
+    np.logical_or: BinaryOp.OR,
+    np.logical_xor: BinaryOp.XOR,
+}
+
+_LOGICAL = {np.logical_and, np.logical_or, np.logical_xor}
+
+
+def _result_dtype(name: str, fn: Any, *operands: Any) -> np.dtype:
+    try:
+        dtype = build.result_dtype(fn, *operands)
+    except (TypeError, ValueError) as exc:
+        kinds = ", ".join(
+            str(op.dtype) if isinstance(op, Array) else type(op).__name__ for op in operands
+        )
+        raise DTypeError(located(f"np.{name}: not defined for operands of dtype {kinds} ({exc})"))
+    return dtypes.check_supported(dtype, f"np.{name}")
+
+
+def _wrap(node: Array) -> Tracer:
+    return Tracer(node)
+
+
+def call_ufunc(ufunc: np.ufunc, inputs: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    name = ufunc.__name__
+    extra = {k: v for k, v in kwargs.items() if v is not None}
+    if extra:
+        raise UnsupportedOperation(
+            located(f"np.{name}: keyword arguments {sorted(extra)} are not supported")
+        )
+    if ufunc is np.matmul:
+        return _matmul(*inputs)
+    operands = [as_node(x, f"np.{name}") for x in inputs]
+    if ufunc is np.positive:
+        return inputs[0]
+    if ufunc is np.square:
+        x = operands[0]
+        dtype = _result_dtype(name, ufunc, x)
+        node = to_node(x, dtype, name)
+        return _wrap(build.binary(BinaryOp.MUL, node, node, dtype, dtype, f"np.{name}"))
+    if ufunc in _UNARY:
+        return _wrap(_unary(ufunc, operands[0]))
+    if ufunc in _BINARY:
+        return _wrap(_binary(ufunc, operands[0], operands[1]))
+    raise UnsupportedOperation(located(f"np.{name} is not supported by jitune"))
+
+
+def _unary(ufunc: np.ufunc, x: Any) -> Array:
+    name = ufunc.__name__
+    op = _UNARY[ufunc]
+    result = _result_dtype(name, ufunc, x)
+    node = to_node(x, result, name)
+    if op is UnaryOp.ISNAN:
+        if not dtypes.is_float(node.dtype):
+            return build.expand(build.constant(False, np.bool_), node.shape)
+        return build.Array(GraphOp.UNARY, (node,), node.shape, result, op)
+    if op is UnaryOp.INVERT and dtypes.is_bool(node.dtype):
+        op = UnaryOp.NOT
+    if op in (UnaryOp.FLOOR, UnaryOp.CEIL) and not dtypes.is_float(result):
+        return build.cast(node, result)
+    if op is UnaryOp.RECIPROCAL and not dtypes.is_float(result):
+        raise UnsupportedOperation(located(f"np.reciprocal on integer dtype {result}"))
+    return build.unary(op, node, result)
+
+
+def _binary(ufunc: np.ufunc, a: Any, b: Any) -> Array:
+    name = ufunc.__name__
+    op = _BINARY[ufunc]
+    result = _result_dtype(name, ufunc, a, b)
+    if ufunc in _LOGICAL:
+        compute = np.dtype(np.bool_)
+    elif op in (BinaryOp.EQ, BinaryOp.NE, BinaryOp.LT, BinaryOp.LE, BinaryOp.GT, BinaryOp.GE):
+        compute = _result_dtype(name, np.add, a, b) if not _both_bool(a, b) else np.dtype(bool)
+    else:
+        compute = result
+    a_node, b_node = to_node(a, compute, name), to_node(b, compute, name)
+    return build.binary(op, a_node, b_node, compute, result, f"np.{name}")
+
+
+def _both_bool(a: Any, b: Any) -> bool:
+    def is_bool(x: Any) -> bool:
+        if isinstance(x, build.WeakInput):
+            return x.kind is bool
+        return isinstance(x, bool) or (isinstance(x, Array) and dtypes.is_bool(x.dtype))
+
+    return is_bool(a) and is_bool(b)
+
+
+# -- contractions --------------------------------------------------------------------------------
+
+
+def _contract(operands: Sequence[Array], spec: Any, name: str) -> Tracer:
+    dtype = dtypes.check_supported(np.result_type(*(op.dtype for op in operands)), name)
+    steps = einsum.pairwise(spec)
+    current = build.contract([operands[0], operands[1]] if len(operands) > 1 else operands, steps[0], dtype)
+    for position, step in enumerate(steps[1:], start=2):
+        current = build.contract([current, operands[position]], step, dtype)
+    return _wrap(current)
+
+
+def _operand_nodes(values: Sequence[Any], name: str) -> list[Array]:
+    nodes = []
+    for value in values:
+        node = as_node(value, name)
+        if isinstance(node, build.WeakInput):
+            node = node.node
+        elif not isinstance(node, Array):
+            node = build.constant(node, np.result_type(node))
+        nodes.append(node)
+    return nodes
+
+
+def _matmul(a: Any, b: Any) -> Tracer:
+    x, y = _operand_nodes((a, b), "matmul")
+    return _contract((x, y), einsum.matmul_spec(x.shape, y.shape), "matmul")
+
+
+def _dot(a: Any, b: Any, out: Any = None) -> Tracer:
+    x, y = _operand_nodes((a, b), "dot")
+    return _contract((x, y), einsum.dot_spec(x.shape, y.shape), "dot")
+
+
+def _tensordot(a: Any, b: Any, axes: Any = 2) -> Tracer:
+    x, y = _operand_nodes((a, b), "tensordot")
+    return _contract((x, y), einsum.tensordot_spec(x.shape, y.shape, axes), "tensordot")
+
+
+def _einsum(spec: Any, *operands: Any, out: Any = None, optimize: Any = False, **kw: Any) -> Tracer:
+    if not isinstance(spec, str):
+        raise UnsupportedOperation(located("einsum: only the string subscript form is supported"))
+    if out is not None or kw:
+        raise UnsupportedOperation(located(f"einsum('{spec}'): out=/dtype= are not supported"))
+    nodes = _operand_nodes(operands, f"einsum('{spec}')")
+    return _contract(nodes, einsum.parse(spec, [n.shape for n in nodes]), f"einsum('{spec}')")
+
+
+# -- reductions ---------------------------------------------------------------------------------
+
+
+def _no_extras(name: str, **extras: Any) -> None:
+    used = [k for k, v in extras.items() if v is not None and v is not np._NoValue]
+    if used:
+        raise UnsupportedOperation(located(f"np.{name}: arguments {used} are not supported"))
+
+
+def _reduction(op: ReduceOp, default_dtype: Callable[[np.dtype], np.dtype]) -> Callable[..., Any]:
+    def handler(
+        a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: Any = False,
+        initial: Any = np._NoValue, where: Any = np._NoValue,
+    ) -> Tracer:
+        _no_extras(op.value, out=out, initial=initial, where=where)
+        node = _operand_nodes((a,), f"np.{op.value}")[0]
+        acc = np.dtype(dtype) if dtype is not None else default_dtype(node.dtype)
+        acc = dtypes.check_supported(acc, f"np.{op.value}")
+        return _wrap(build.reduce(op, node, axis, bool(keepdims), acc))
+
+    return handler
+
+
+def _same(dtype: np.dtype) -> np.dtype:
+    return dtype
+
+
+def _sum_dtype(dtype: np.dtype) -> np.dtype:
+    return build.result_dtype(np.sum, dtype)
+
+
+def _mean_dtype(dtype: np.dtype) -> np.dtype:
+    return dtype if dtypes.is_float(dtype) else np.dtype(np.float64)
+
+
+def _reduced_count(node: Array, axis: Any, name: str) -> int:
+    axes = build.normalize_axes(axis, node.ndim, name, node.shape)
+    return int(np.prod([node.shape[i] for i in axes], dtype=np.int64))
+
+
+def _mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: Any = False,
+          where: Any = np._NoValue) -> Tracer:
+    _no_extras("mean", out=out, where=where)
+    node = _operand_nodes((a,), "np.mean")[0]
+    acc = np.dtype(dtype) if dtype is not None else _mean_dtype(node.dtype)
+    total = build.reduce(ReduceOp.SUM, node, axis, bool(keepdims), acc)
+    count = build.constant(_reduced_count(node, axis, "mean"), acc)
+    return _wrap(build.binary(BinaryOp.TRUEDIV, total, count, acc, acc, "np.mean"))
+
+
+def _var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
+         keepdims: Any = False, where: Any = np._NoValue, mean: Any = np._NoValue,
+         correction: Any = np._NoValue) -> Tracer:
+    _no_extras("var", out=out, where=where, mean=mean, correction=correction)
+    node = _operand_nodes((a,), "np.var")[0]
+    acc = np.dtype(dtype) if dtype is not None else _mean_dtype(node.dtype)
+    x = build.cast(node, acc)
+    centre = _mean(_wrap(x), axis=axis, keepdims=True).node
+    diff = build.binary(BinaryOp.SUB, x, centre, acc, acc, "np.var")
+    square = build.binary(BinaryOp.MUL, diff, diff, acc, acc, "np.var")
+    total = build.reduce(ReduceOp.SUM, square, axis, bool(keepdims), acc)
+    count = build.constant(max(_reduced_count(node, axis, "var") - ddof, 0), acc)
+    return _wrap(build.binary(BinaryOp.TRUEDIV, total, count, acc, acc, "np.var"))
+
+
+def _std(*args: Any, **kwargs: Any) -> Tracer:
+    variance = _var(*args, **kwargs).node
+    return _wrap(build.unary(UnaryOp.SQRT, variance))
+
+
+def _arg_reduction(op: ReduceOp) -> Callable[..., Any]:
+    def handler(a: Any, axis: Any = None, out: Any = None, *, keepdims: Any = False) -> Tracer:
+        _no_extras(op.value, out=out)
+        node = _operand_nodes((a,), f"np.{op.value}")[0]
+        if axis is not None and not isinstance(axis, (int, np.integer)):
+            raise ShapeError(located(f"np.{op.value}: axis must be an int or None, got {axis!r}"))
+        return _wrap(build.reduce(op, node, axis, bool(keepdims), np.dtype(np.int64)))
+
+    return handler
+
+
+# -- shape functions ---------------------------------------------------------------------------
+
+
+def _node(a: Any, name: str) -> Array:
+    return _operand_nodes((a,), name)[0]
+
+
+def _transpose(a: Any, axes: Any = None) -> Tracer:
+    return Tracer(_node(a, "transpose")).transpose(axes)
+
+
+def _swapaxes(a: Any, axis1: int, axis2: int) -> Tracer:
+    node = _node(a, "swapaxes")
+    i, j = build.normalize_axes(axis1, node.ndim, "swapaxes", node.shape)[0], \
+        build.normalize_axes(axis2, node.ndim, "swapaxes", node.shape)[0]
+    perm = list(range(node.ndim))
+    perm[i], perm[j] = perm[j], perm[i]
+    return _wrap(build.permute(node, perm))
+
+
+def _moveaxis(a: Any, source: Any, destination: Any) -> Tracer:
+    node = _node(a, "moveaxis")
+    src = [int(s) % node.ndim for s in np.atleast_1d(source)]
+    dst = [int(d) % node.ndim for d in np.atleast_1d(destination)]
+    if len(src) != len(dst):
+        raise ShapeError(located("moveaxis: source and destination differ in length"))
+    order = [n for n in range(node.ndim) if n not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return _wrap(build.permute(node, order))
+
+
+def _reshape(a: Any, *args: Any, **kwargs: Any) -> Tracer:
+    shape = kwargs.pop("shape", kwargs.pop("newshape", args[0] if args else None))
+    order = kwargs.pop("order", args[1] if len(args) > 1 else "C")
+    return Tracer(_node(a, "reshape")).reshape(shape, order=order)
+
+
+def _ravel(a: Any, order: str = "C") -> Tracer:
+    return Tracer(_node(a, "ravel")).reshape(-1, order=order)
+
+
+def _expand_dims(a: Any, axis: Any) -> Tracer:
+    node = _node(a, "expand_dims")
+    items = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    ndim = node.ndim + len(items)
+    positions = build.normalize_axes(items, ndim, "expand_dims", node.shape)
+    dims = iter(node.shape)
+    shape = tuple(1 if i in positions else next(dims) for i in range(ndim))
+    return _wrap(build.reshape(node, shape))
+
+
+def _squeeze(a: Any, axis: Any = None) -> Tracer:
+    node = _node(a, "squeeze")
+    if axis is None:
+        axes = tuple(i for i, d in enumerate(node.shape) if d == 1)
+    else:
+        axes = build.normalize_axes(axis, node.ndim, "squeeze", node.shape)
+        if any(node.shape[i] != 1 for i in axes):
+            raise ShapeError(
+                located(f"squeeze: cannot select an axis of size other than one in {node.shape}")
+            )
+    shape = tuple(d for i, d in enumerate(node.shape) if i not in axes)
+    return _wrap(build.reshape(node, shape))
+
+
+def _broadcast_to(a: Any, shape: Any, subok: bool = False) -> Tracer:
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return _wrap(build.expand(_node(a, "broadcast_to"), shape))
+
+
+def _where(condition: Any, x: Any = None, y: Any = None) -> Tracer:
+    if x is None or y is None:
+        raise UnsupportedOperation(located("np.where with one argument (data-dependent shape)"))
+    dtype = _result_dtype("where", np.where, np.dtype(bool), as_node(x, "where"), as_node(y, "where"))
+    cond = to_node(condition, np.dtype(bool), "where")
+    return _wrap(build.where(cond, to_node(x, dtype, "where"), to_node(y, dtype, "where"), dtype))
+
+
+def _clip(a: Any, a_min: Any = np._NoValue, a_max: Any = np._NoValue, out: Any = None,
+          *, min: Any = np._NoValue, max: Any = np._NoValue, **kwargs: Any) -> Tracer:
+    low = a_min if a_min is not np._NoValue else min
+    high = a_max if a_max is not np._NoValue else max
+    _no_extras("clip", out=out, **kwargs)
+    result: Any = a
+    if low is not np._NoValue and low is not None:
+        result = np.maximum(result, low)
+    if high is not np._NoValue and high is not None:
+        result = np.minimum(result, high)
+    return result
+
+
+def _filled(value: Any) -> Callable[..., Tracer]:
+    def handler(a: Any, *args: Any, dtype: Any = None, **kwargs: Any) -> Tracer:
+        fill = args[0] if value is None else value
+        rest = args[1:] if value is None else args
+        if rest and dtype is None:
+            dtype = rest[0]
+        node = _node(a, "full_like")
+        out_dtype = dtypes.check_supported(np.dtype(dtype) if dtype else node.dtype, "full_like")
+        return _wrap(build.expand(build.constant(fill, out_dtype), node.shape))
+
+    return handler
+
+
+def _copy(a: Any, *args: Any, **kwargs: Any) -> Tracer:
+    return _wrap(_node(a, "copy"))
+
+
+def _astype(a: Any, dtype: Any, copy: bool = True, **kwargs: Any) -> Tracer:
+    return Tracer(_node(a, "astype")).astype(dtype)
+
+
+_FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
+    np.sum: _reduction(ReduceOp.SUM, _sum_dtype),
+    np.prod: _reduction(ReduceOp.PROD, lambda d: build.result_dtype(np.prod, d)),
+    np.max: _reduction(ReduceOp.MAX, _same),
+    np.amax: _reduction(ReduceOp.MAX, _same),
+    np.min: _reduction(ReduceOp.MIN, _same),
+    np.amin: _reduction(ReduceOp.MIN, _same),
+    np.mean: _mean,
+    np.var: _var,
+    np.std: _std,
+    np.argmax: _arg_reduction(ReduceOp.ARGMAX),
+    np.argmin: _arg_reduction(ReduceOp.ARGMIN),
+    np.dot: _dot,
+    np.einsum: _einsum,
+    np.tensordot: _tensordot,
+    np.transpose: _transpose,
+    np.swapaxes: _swapaxes,
+    np.moveaxis: _moveaxis,
+    np.reshape: _reshape,
+    np.ravel: _ravel,
+    np.expand_dims: _expand_dims,
+    np.squeeze: _squeeze,
+    np.broadcast_to: _broadcast_to,
+    np.where: _where,
+    np.clip: _clip,
+    np.zeros_like: _filled(0),
+    np.ones_like: _filled(1),
+    np.full_like: _filled(None),
+    np.empty_like: _filled(0),
+    np.copy: _copy,
+    np.astype: _astype,
+}
+
+
+def call_function(func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    handler = _FUNCTIONS.get(func)
+    if handler is None:
+        name = getattr(func, "__name__", repr(func))
+        raise UnsupportedOperation(located(f"np.{name} is not supported by jitune"))
+    return handler(*args, **kwargs)
+
+
+def einsum_function(spec: str, *operands: Any) -> Any:
+    """``jitune.einsum``: NumPy's einsum inside a kernel, ``np.einsum`` outside one."""
+    if any(isinstance(op, Tracer) for op in operands):
+        return _einsum(spec, *operands)
+    return np.einsum(spec, *operands)

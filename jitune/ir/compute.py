@@ -1,0 +1,132 @@
+"""Compute IR: stages in index notation.
+
+A :class:`Stage` computes one buffer::
+
+    out[a0, a1, ...] = epilogue(reduce_{r0, r1, ...}(body))      (or out[...] = body)
+
+where ``body`` and ``epilogue`` are :class:`~jitune.ir.expr.Expr` trees whose loads index their
+buffers with affine (or div/mod) expressions of the axis variables, and ``epilogue`` reads the
+reduced value as the variable :data:`ACC`. A contraction ``C = A @ B`` is the stage
+``C[i, j] = sum_k A[i, k] * B[k, j]``; ``relu(A @ B + b)`` is the same stage with the epilogue
+``max(ACC + b[j], 0)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Literal
+
+import numpy as np
+
+from .expr import Expr, ExprOp, loads
+from .ops import BinaryOp, ReduceOp
+
+ACC = "%acc"
+"""Name of the variable through which an epilogue reads the reduced value."""
+
+Role = Literal["input", "output", "temp", "local"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    name: str
+    extent: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BufferDecl:
+    """A buffer a program reads or writes. ``strides`` are in elements and may be 0 or negative."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    strides: tuple[int, ...]
+    role: Role
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """C-order element strides of ``shape``."""
+    strides = []
+    step = 1
+    for extent in reversed(shape):
+        strides.append(step)
+        step *= max(extent, 1)
+    return tuple(reversed(strides))
+
+
+class StageKind(enum.Enum):
+    ELEMENTWISE = "elementwise"
+    REDUCTION = "reduction"
+    CONTRACTION = "contraction"
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    out: str
+    dtype: np.dtype
+    axes: tuple[Axis, ...]
+    body: Expr
+    reduce_axes: tuple[Axis, ...] = ()
+    reduce_op: ReduceOp | None = None
+    epilogue: Expr | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(axis.extent for axis in self.axes)
+
+    @property
+    def kind(self) -> StageKind:
+        if self.reduce_op is None:
+            return StageKind.ELEMENTWISE
+        is_product = self.body.op is ExprOp.BINARY and self.body.arg is BinaryOp.MUL
+        if self.reduce_op is ReduceOp.SUM and is_product and len(loads(self.body)) >= 2:
+            return StageKind.CONTRACTION
+        return StageKind.REDUCTION
+
+    @property
+    def acc_dtype(self) -> np.dtype:
+        """dtype of the reduced value (before the epilogue)."""
+        if self.reduce_op in (ReduceOp.ARGMAX, ReduceOp.ARGMIN):
+            return np.dtype("int64")
+        return self.body.dtype
+
+    def reads(self) -> set[str]:
+        """Names of the buffers this stage loads."""
+        exprs = [self.body] + ([self.epilogue] if self.epilogue is not None else [])
+        return {node.arg for e in exprs for node in loads(e)}
+
+    def work(self) -> int:
+        """Estimated scalar operations: output size times reduction size."""
+        total = 1
+        for axis in self.axes + self.reduce_axes:
+            total *= axis.extent
+        return total
+
+
+@dataclasses.dataclass(frozen=True)
+class ComputeProgram:
+    """Stages in execution order over declared buffers.
+
+    ``buffers`` lists the inputs first, in argument order, then temporaries and outputs.
+    ``outputs`` names the buffers returned, in the order of the function's results.
+    """
+
+    buffers: tuple[BufferDecl, ...]
+    stages: tuple[Stage, ...]
+    outputs: tuple[str, ...]
+
+    def buffer(self, name: str) -> BufferDecl:
+        for decl in self.buffers:
+            if decl.name == name:
+                return decl
+        raise KeyError(name)
+
+    def __str__(self) -> str:
+        from .printer import format_compute
+
+        return format_compute(self)

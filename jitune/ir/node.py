@@ -1,0 +1,38 @@
+"""Base class of IR nodes: frozen, compared by structure, hashed once."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+class Node:
+    """A frozen dataclass compared by value whose hash is computed once and cached.
+
+    Subclasses are declared ``@dataclass(frozen=True, eq=False)`` so that they inherit
+    ``__eq__``/``__hash__`` from here. Caching the hash matters: IR trees share subtrees (a DAG),
+    and an uncached recursive hash would revisit a shared subtree once per path to it.
+    """
+
+    __slots__ = ()
+
+    def fields(self) -> tuple[Any, ...]:
+        """The node's field values in declaration order."""
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))  # type: ignore[arg-type]
+
+    def __hash__(self) -> int:
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((type(self).__name__, self.fields()))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if type(self) is not type(other) or hash(self) != hash(other):
+            return False
+        return self.fields() == other.fields()  # type: ignore[attr-defined]
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other

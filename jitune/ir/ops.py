@@ -1,0 +1,65 @@
+"""Operation enums shared by every IR level (graph, compute and loop IR)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class UnaryOp(enum.Enum):
+    NEG = "neg"
+    ABS = "abs"
+    EXP = "exp"
+    LOG = "log"
+    LOG1P = "log1p"
+    EXPM1 = "expm1"
+    SQRT = "sqrt"
+    TANH = "tanh"
+    SIN = "sin"
+    COS = "cos"
+    FLOOR = "floor"
+    CEIL = "ceil"
+    SIGN = "sign"
+    RECIPROCAL = "reciprocal"
+    NOT = "not"  # logical not of a bool
+    INVERT = "invert"  # bitwise not of an integer
+    ISNAN = "isnan"
+
+
+class BinaryOp(enum.Enum):
+    ADD = "add"
+    SUB = "sub"
+    MUL = "mul"
+    TRUEDIV = "truediv"
+    FLOORDIV = "floordiv"
+    MOD = "mod"
+    POW = "pow"
+    MAX = "max"
+    MIN = "min"
+    EQ = "eq"
+    NE = "ne"
+    LT = "lt"
+    LE = "le"
+    GT = "gt"
+    GE = "ge"
+    AND = "and"  # bitwise on integers, logical on bools
+    OR = "or"
+    XOR = "xor"
+    INDEX_DIV = "idiv"  # index arithmetic: non-negative dividend, positive divisor
+    INDEX_MOD = "imod"
+
+
+COMPARISONS = frozenset(
+    {BinaryOp.EQ, BinaryOp.NE, BinaryOp.LT, BinaryOp.LE, BinaryOp.GT, BinaryOp.GE}
+)
+
+
+class ReduceOp(enum.Enum):
+    SUM = "sum"
+    PROD = "prod"
+    MAX = "max"
+    MIN = "min"
+    ARGMAX = "argmax"
+    ARGMIN = "argmin"
+
+
+ARG_REDUCTIONS = frozenset({ReduceOp.ARGMAX, ReduceOp.ARGMIN})

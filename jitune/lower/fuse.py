@@ -1,0 +1,223 @@
+"""Graph IR -> compute IR, with fusion.
+
+Which nodes get a buffer of their own ("roots"): the graph's outputs and every reduction or
+contraction. Everything else (elementwise ops, casts, constants and views) is inlined into the
+stages that read it, so a chain of elementwise and broadcast ops is one loop nest.
+
+Epilogue fusion: when an elementwise output reads a reduction of its own shape through
+elementwise ops only, and nothing else reads that reduction, the two are one stage whose
+epilogue is applied as each reduced element is stored (``relu(x @ w + b)`` is one stage).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..ir.compute import ACC, Axis, BufferDecl, ComputeProgram, Role, Stage, contiguous_strides
+from ..ir.expr import Expr, binary, cast, const, iconst, load, select, unary, var
+from ..ir.graph import Array, BinaryOp, Graph, GraphOp, ReduceOp, VIEWS
+from .index_maps import operand_indices
+
+_ELEMENTWISE = frozenset({GraphOp.UNARY, GraphOp.BINARY, GraphOp.WHERE, GraphOp.CAST})
+_COMPUTED = frozenset({GraphOp.REDUCE, GraphOp.CONTRACT})
+
+
+def _use_counts(graph: Graph, nodes: list[Array]) -> dict[int, int]:
+    uses: dict[int, int] = {id(n): 0 for n in nodes}
+    for node in nodes:
+        for src in set(map(id, node.src)):
+            uses[src] += 1
+    for out in graph.outputs:
+        uses[id(out)] += 1
+    return uses
+
+
+def _fusion_candidate(root: Array, roots: set[int], uses: dict[int, int]) -> Array | None:
+    """A reduction/contraction of ``root``'s shape that ``root`` reads through elementwise ops
+    and that nothing outside ``root``'s inlined region reads; None if there is none."""
+    region_uses: dict[int, int] = {}
+    elementwise_reach: list[Array] = []
+    stack, seen = [(root, True)], {id(root)}
+    while stack:
+        node, elementwise_path = stack.pop()
+        for src in set(node.src):
+            region_uses[id(src)] = region_uses.get(id(src), 0) + 1
+            if src.op in _COMPUTED and elementwise_path and src.shape == root.shape:
+                elementwise_reach.append(src)
+            if id(src) in seen or id(src) in roots or src.op is GraphOp.INPUT:
+                continue
+            seen.add(id(src))
+            stack.append((src, elementwise_path and src.op in _ELEMENTWISE))
+    for candidate in elementwise_reach:
+        if region_uses.get(id(candidate)) == uses[id(candidate)]:
+            return candidate
+    return None
+
+
+class _NotFusable(Exception):
+    """The fused reduction is read at another index than the stage's own."""
+
+
+class _Lowering:
+    """State of one lowering: buffer names of roots and memoized inlined expressions."""
+
+    def __init__(self, graph: Graph, input_strides: Sequence[tuple[int, ...]]) -> None:
+        self.graph = graph
+        self.nodes = graph.nodes()
+        self.uses = _use_counts(graph, self.nodes)
+        self.buffers: list[BufferDecl] = []
+        self.buffer_of: dict[int, str] = {}
+        for position, node in enumerate(graph.inputs):
+            name = f"in{position}"
+            self.buffer_of[id(node)] = name
+            self.buffers.append(
+                BufferDecl(name, node.shape, node.dtype, tuple(input_strides[position]), "input")
+            )
+        self.stages: list[Stage] = []
+        self.fused_acc: Array | None = None
+        self.acc_indices: tuple[Expr, ...] = ()
+        self.copies: dict[int, str] = {}
+        self.memo: dict[tuple[int, tuple[Expr, ...]], Expr] = {}
+
+    def inline(self, node: Array, indices: tuple[Expr, ...]) -> Expr:
+        key = (id(node), indices)
+        found = self.memo.get(key)
+        if found is None:
+            found = self.memo[key] = self._inline(node, indices)
+        return found
+
+    def _inline(self, node: Array, indices: tuple[Expr, ...]) -> Expr:
+        if node is self.fused_acc:
+            if indices != self.acc_indices:
+                raise _NotFusable
+            return var(ACC, node.dtype)
+        if id(node) in self.buffer_of:
+            return load(self.buffer_of[id(node)], indices, node.dtype)
+        op = node.op
+        if op is GraphOp.CONST:
+            return const(node.arg, node.dtype)
+        operands = [self.inline(src, indices) for src in node.src] if op in _ELEMENTWISE else []
+        if op is GraphOp.UNARY:
+            return unary(node.arg, operands[0], node.dtype)
+        if op is GraphOp.BINARY:
+            return binary(node.arg, operands[0], operands[1], node.dtype)
+        if op is GraphOp.WHERE:
+            return select(*operands)
+        if op is GraphOp.CAST:
+            return cast(operands[0], node.dtype)
+        if op in VIEWS:
+            return self.inline(node.src[0], operand_indices(node, indices))
+        raise AssertionError(f"{op} should have been materialized")
+
+    def new_buffer(self, node: Array, role: Role) -> str:
+        count = sum(b.role == role for b in self.buffers)
+        name = f"out{count}" if role == "output" else f"t{count}"
+        self.buffers.append(
+            BufferDecl(name, node.shape, node.dtype, contiguous_strides(node.shape), role)
+        )
+        self.buffer_of[id(node)] = name
+        return name
+
+    def reduction_parts(
+        self, node: Array, out_vars: tuple[Expr, ...]
+    ) -> tuple[Expr, tuple[Axis, ...], ReduceOp | None]:
+        """Body, reduce axes and reduce op of a REDUCE or CONTRACT node."""
+        if node.op is GraphOp.REDUCE:
+            spec = node.arg
+            source = node.src[0]
+            reduce_axes = tuple(Axis(f"r{k}", source.shape[d]) for k, d in enumerate(spec.axes))
+            index: list[Expr] = []
+            kept = iter(out_vars)
+            reduced = iter(var(axis.name) for axis in reduce_axes)
+            for d in range(source.ndim):
+                if d in spec.axes:
+                    index.append(next(reduced))
+                    if spec.keepdims:
+                        next(kept)
+                else:
+                    index.append(next(kept))
+            return self.inline(source, tuple(index)), reduce_axes, spec.op
+        contraction = node.arg
+        letter_vars = dict(zip(contraction.output, out_vars))
+        sizes: dict[str, int] = {}
+        for letters, operand in zip(contraction.inputs, node.src):
+            for letter, extent in zip(letters, operand.shape):
+                if sizes.get(letter, 1) == 1:
+                    sizes[letter] = extent
+        summed = [c for c in dict.fromkeys("".join(contraction.inputs)) if c not in letter_vars]
+        reduce_axes = tuple(Axis(f"r{k}", sizes[c]) for k, c in enumerate(summed))
+        letter_vars.update({c: var(a.name) for c, a in zip(summed, reduce_axes)})
+        body: Expr | None = None
+        for letters, operand in zip(contraction.inputs, node.src):
+            index = tuple(
+                iconst(0) if extent == 1 else letter_vars[c]
+                for c, extent in zip(letters, operand.shape)
+            )
+            term = self.inline(operand, index)
+            body = term if body is None else binary(BinaryOp.MUL, body, term, node.dtype)
+        assert body is not None
+        return body, reduce_axes, (ReduceOp.SUM if reduce_axes else None)
+
+    def add_stage(self, node: Array, role: Role, fused: Array | None = None) -> None:
+        """Append the stage computing ``node`` (with ``fused`` as its reduction, if given)."""
+        axes = tuple(Axis(f"i{k}", extent) for k, extent in enumerate(node.shape))
+        out_vars = tuple(var(a.name) for a in axes)
+        reducer = node if node.op in _COMPUTED else fused
+        epilogue = None
+        if reducer is None:
+            body, reduce_axes, reduce_op = self.inline(node, out_vars), (), None
+        else:
+            body, reduce_axes, reduce_op = self.reduction_parts(reducer, out_vars)
+        if reducer is not None and reducer is not node:
+            self.fused_acc, self.acc_indices = reducer, out_vars
+            try:
+                epilogue = self.inline(node, out_vars)
+            except _NotFusable:
+                self.add_stage(reducer, "temp")
+                self.add_stage(node, role)
+                return
+            finally:
+                self.fused_acc = None
+                self.memo.clear()  # entries computed under the fused accumulator are private
+        name = self.new_buffer(node, role)
+        self.stages.append(Stage(name, node.dtype, axes, body, reduce_axes, reduce_op, epilogue))
+
+    def run(self) -> ComputeProgram:
+        outputs = {id(o) for o in self.graph.outputs}
+        roots = {id(n) for n in self.nodes if n.op in _COMPUTED} | outputs
+        fusion: dict[int, Array] = {}
+        fused: set[int] = set()
+        for node in self.nodes:
+            if id(node) in roots and node.op not in _COMPUTED and node.op is not GraphOp.INPUT:
+                candidate = _fusion_candidate(node, roots, self.uses)
+                if candidate is not None and id(candidate) not in fused:
+                    fusion[id(node)] = candidate
+                    fused.add(id(candidate))
+        for node in self.nodes:
+            if id(node) not in roots or id(node) in fused:
+                continue
+            if node.op is GraphOp.INPUT:
+                self._copy_input(node)
+            else:
+                self.add_stage(node, "output" if id(node) in outputs else "temp", fusion.get(id(node)))
+        names = tuple(
+            self.copies.get(id(o)) or self.buffer_of[id(o)] for o in self.graph.outputs
+        )
+        return ComputeProgram(tuple(self.buffers), tuple(self.stages), names)
+
+    def _copy_input(self, node: Array) -> None:
+        """An input returned as an output is copied: outputs are always fresh arrays."""
+        source = self.buffer_of[id(node)]
+        axes = tuple(Axis(f"i{k}", extent) for k, extent in enumerate(node.shape))
+        body = load(source, tuple(var(a.name) for a in axes), node.dtype)
+        count = sum(b.role == "output" for b in self.buffers)
+        name = self.copies[id(node)] = f"out{count}"
+        self.buffers.append(
+            BufferDecl(name, node.shape, node.dtype, contiguous_strides(node.shape), "output")
+        )
+        self.stages.append(Stage(name, node.dtype, axes, body))
+
+
+def lower(graph: Graph, input_strides: Sequence[tuple[int, ...]]) -> ComputeProgram:
+    """Compute IR for ``graph`` whose inputs have these element strides."""
+    return _Lowering(graph, input_strides).run()

@@ -1,0 +1,54 @@
+"""The pipeline of one signature: graph IR -> compute IR -> loop IR -> LLVM IR -> program.
+
+Each step is a pure function of the step before; :class:`Lowered` keeps every level so users
+(``f.lower(...)``) and tests can look at what jitune made of a function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Sequence
+
+from . import config
+from .codegen import llvm as llvm_codegen
+from .ir.compute import ComputeProgram
+from .ir.graph import Graph
+from .ir.loops import LoopProgram
+from .lower import lower
+from .runtime import cpu
+from .runtime.target import Target
+from .schedule import schedule
+
+
+@dataclasses.dataclass(frozen=True)
+class Lowered:
+    """Every IR level of one kernel signature, and the generated source."""
+
+    graph: Graph
+    compute: ComputeProgram
+    loops: LoopProgram
+    source: str  # LLVM IR text
+    target: Target
+
+    @functools.cached_property
+    def assembly(self) -> str:
+        """Optimized machine code for the host CPU (computed on first access)."""
+        return cpu.emit_assembly(self.source)
+
+    def __str__(self) -> str:
+        parts = [
+            ("graph IR", str(self.graph)),
+            ("compute IR", str(self.compute)),
+            ("loop IR", str(self.loops)),
+            (f"LLVM IR ({self.target.arch})", self.source),
+        ]
+        return "\n\n".join(f"== {title} ==\n{text}" for title, text in parts)
+
+
+def lower_graph(graph: Graph, strides: Sequence[tuple[int, ...]], target: Target) -> Lowered:
+    """Run the pipeline from graph IR to source text for ``target``."""
+    compute = lower(graph, strides)
+    loops = schedule(compute, target, config.get().parallel_min_work)
+    source = llvm_codegen.render(loops, cpu.data_offset())
+    return Lowered(graph, compute, loops, source, target)

@@ -1,0 +1,107 @@
+"""The CPU device: compiles LLVM IR with llvmlite and runs it on NumPy arrays."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import threading
+from typing import Any
+
+import llvmlite
+import llvmlite.binding as llvm
+import numpy as np
+
+from ..errors import CompileError
+from .target import Target
+from .threads import PARALLEL_FOR_ADDRESS
+
+_LOCK = threading.Lock()
+
+
+@functools.cache
+def _initialize() -> None:
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    llvm.add_symbol("jitune_parallel_for", PARALLEL_FOR_ADDRESS)
+
+
+@functools.cache
+def host_target() -> Target:
+    """The CPU this process runs on, as LLVM names it."""
+    _initialize()
+    features = llvm.get_host_cpu_features().flatten()
+    enabled = set(f[1:] for f in features.split(",") if f.startswith("+"))
+    vector_bytes = 64 if "avx512f" in enabled else 32 if "avx" in enabled else 16
+    version = ".".join(map(str, llvm.llvm_version_info))
+    return Target(
+        name="cpu",
+        arch=llvm.get_host_cpu_name(),
+        features=features,
+        vector_bytes=vector_bytes,
+        toolchain=f"llvm-{version}/llvmlite-{llvmlite.__version__}",
+    )
+
+
+@functools.cache
+def data_offset() -> int:
+    """Byte offset of the data pointer inside a NumPy array object (16 on CPython 64-bit)."""
+    probes = [np.zeros(n) for n in (3, 5, 7)]
+    for offset in range(8, 128, 8):
+        if all(
+            ctypes.c_void_p.from_address(id(a) + offset).value == a.ctypes.data for a in probes
+        ):
+            return offset
+    raise CompileError("could not locate the data pointer inside numpy.ndarray objects")
+
+
+@functools.cache
+def _target_machine() -> llvm.TargetMachine:
+    _initialize()
+    target = host_target()
+    return llvm.Target.from_default_triple().create_target_machine(
+        cpu=target.arch, features=target.features, opt=3, codemodel="jitdefault"
+    )
+
+
+class CompiledModule:
+    """A compiled LLVM module kept alive with the functions taken from it."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def address(self, name: str) -> int:
+        return self.engine.get_function_address(name)
+
+
+def compile_module(source: str) -> CompiledModule:
+    """Parse, optimize (O3) and JIT-compile LLVM IR text for the host CPU."""
+    _initialize()
+    machine = _target_machine()
+    with _LOCK:
+        try:
+            module = llvm.parse_assembly(source)
+            module.verify()
+        except RuntimeError as exc:
+            raise CompileError(f"jitune generated invalid LLVM IR: {exc}") from exc
+        _optimize(module, machine)
+        engine = llvm.create_mcjit_compiler(module, machine)
+        engine.finalize_object()
+        return CompiledModule(engine)
+
+
+def emit_assembly(source: str) -> str:
+    """Optimized machine assembly of LLVM IR text (for inspection; not cached)."""
+    machine = _target_machine()
+    with _LOCK:
+        module = llvm.parse_assembly(source)
+        _optimize(module, machine)
+        return machine.emit_assembly(module)
+
+
+def _optimize(module: llvm.ModuleRef, machine: llvm.TargetMachine) -> None:
+    """The O3 pipeline for ``machine``, run in place."""
+    module.triple = machine.triple
+    module.data_layout = str(machine.target_data)
+    options = llvm.create_pipeline_tuning_options(speed_level=3)
+    builder = llvm.create_pass_builder(machine, options)
+    builder.getModulePassManager().run(module, builder)

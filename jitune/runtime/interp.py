@@ -1,0 +1,130 @@
+"""Reference evaluator: runs graph IR with NumPy. It is the oracle for tests and the tuner."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..ir.graph import Array, BinaryOp, Graph, GraphOp, ReduceOp, UnaryOp
+
+_UNARY: dict[UnaryOp, Callable[[np.ndarray], np.ndarray]] = {
+    UnaryOp.NEG: np.negative,
+    UnaryOp.ABS: np.absolute,
+    UnaryOp.EXP: np.exp,
+    UnaryOp.LOG: np.log,
+    UnaryOp.LOG1P: np.log1p,
+    UnaryOp.EXPM1: np.expm1,
+    UnaryOp.SQRT: np.sqrt,
+    UnaryOp.TANH: np.tanh,
+    UnaryOp.SIN: np.sin,
+    UnaryOp.COS: np.cos,
+    UnaryOp.FLOOR: np.floor,
+    UnaryOp.CEIL: np.ceil,
+    UnaryOp.SIGN: np.sign,
+    UnaryOp.RECIPROCAL: np.reciprocal,
+    UnaryOp.NOT: np.logical_not,
+    UnaryOp.INVERT: np.invert,
+    UnaryOp.ISNAN: np.isnan,
+}
+
+_BINARY: dict[BinaryOp, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    BinaryOp.ADD: np.add,
+    BinaryOp.SUB: np.subtract,
+    BinaryOp.MUL: np.multiply,
+    BinaryOp.TRUEDIV: np.true_divide,
+    BinaryOp.FLOORDIV: np.floor_divide,
+    BinaryOp.MOD: np.remainder,
+    BinaryOp.POW: np.power,
+    BinaryOp.MAX: np.maximum,
+    BinaryOp.MIN: np.minimum,
+    BinaryOp.EQ: np.equal,
+    BinaryOp.NE: np.not_equal,
+    BinaryOp.LT: np.less,
+    BinaryOp.LE: np.less_equal,
+    BinaryOp.GT: np.greater,
+    BinaryOp.GE: np.greater_equal,
+    BinaryOp.AND: np.bitwise_and,
+    BinaryOp.OR: np.bitwise_or,
+    BinaryOp.XOR: np.bitwise_xor,
+}
+
+_REDUCE: dict[ReduceOp, Callable[..., np.ndarray]] = {
+    ReduceOp.SUM: np.sum,
+    ReduceOp.PROD: np.prod,
+    ReduceOp.MAX: np.max,
+    ReduceOp.MIN: np.min,
+}
+
+
+def _reduce(node: Array, x: np.ndarray) -> np.ndarray:
+    r = node.arg
+    if r.op in (ReduceOp.ARGMAX, ReduceOp.ARGMIN):
+        fn = np.argmax if r.op is ReduceOp.ARGMAX else np.argmin
+        if len(r.axes) == 1 and x.ndim > 1:
+            return fn(x, axis=r.axes[0], keepdims=r.keepdims)
+        return np.asarray(fn(x)).reshape(node.shape)
+    return _REDUCE[r.op](x, axis=r.axes, keepdims=r.keepdims, dtype=node.dtype)
+
+
+def _contract(node: Array, operands: Sequence[np.ndarray]) -> np.ndarray:
+    sizes: dict[str, int] = {}
+    for letters, x in zip(node.arg.inputs, operands):
+        for letter, extent in zip(letters, x.shape):
+            if sizes.get(letter, 1) == 1:
+                sizes[letter] = extent
+    full = [
+        np.broadcast_to(x, tuple(sizes[c] for c in letters))
+        for letters, x in zip(node.arg.inputs, operands)
+    ]
+    return np.einsum(node.arg.spec(), *full)
+
+
+def _slice(node: Array, x: np.ndarray) -> np.ndarray:
+    index = tuple(
+        slice(start, start + step * count if start + step * count >= 0 else None, step)
+        for (start, step), count in zip(node.arg, node.shape)
+    )
+    return x[index]
+
+
+def _evaluate_node(node: Array, values: list[np.ndarray], args: Sequence[Any]) -> np.ndarray:
+    op = node.op
+    if op is GraphOp.INPUT:
+        return np.asarray(args[node.arg])
+    if op is GraphOp.CONST:
+        return np.asarray(node.arg, dtype=node.dtype)
+    if op is GraphOp.UNARY:
+        return _UNARY[node.arg](values[0])
+    if op is GraphOp.BINARY:
+        return _BINARY[node.arg](values[0], values[1])
+    if op is GraphOp.WHERE:
+        return np.where(values[0], values[1], values[2])
+    if op is GraphOp.CAST:
+        return values[0].astype(node.dtype)
+    if op is GraphOp.REDUCE:
+        return _reduce(node, values[0])
+    if op is GraphOp.CONTRACT:
+        return _contract(node, values)
+    if op is GraphOp.PERMUTE:
+        return np.transpose(values[0], node.arg)
+    if op is GraphOp.RESHAPE:
+        return np.reshape(values[0], node.shape)
+    if op is GraphOp.EXPAND:
+        return np.broadcast_to(values[0], node.shape)
+    if op is GraphOp.SLICE:
+        return _slice(node, values[0])
+    raise NotImplementedError(op)
+
+
+def evaluate(graph: Graph, args: Sequence[Any]) -> list[np.ndarray]:
+    """Evaluate ``graph`` on ``args`` with NumPy; returns fresh arrays, one per output."""
+    computed: dict[int, np.ndarray] = {}
+    with np.errstate(all="ignore"):
+        for node in graph.nodes():
+            operands = [computed[id(s)] for s in node.src]
+            value = np.asarray(_evaluate_node(node, operands, args))
+            if value.dtype != node.dtype:
+                value = value.astype(node.dtype)
+            computed[id(node)] = value
+    return [np.array(computed[id(out)], copy=True) for out in graph.outputs]

@@ -1,0 +1,27 @@
+"""``Target``: what code generation needs to know about the machine it compiles for."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A compile target. Capabilities are plain attributes; code never branches on ``name``.
+
+    ``vector_bytes`` is the SIMD register width schedules vectorize for.
+    """
+
+    name: str  # "cpu" | "opencl" | "cuda"
+    arch: str  # CPU name (e.g. "skylake-avx512"), GPU architecture, ...
+    features: str  # LLVM feature string for CPUs
+    vector_bytes: int
+    toolchain: str  # e.g. "llvm-22.1.0": part of the fingerprint of compiled code
+
+    def lanes(self, itemsize: int) -> int:
+        """Vector lanes for elements of ``itemsize`` bytes."""
+        return max(1, self.vector_bytes // max(1, itemsize))
+
+    def fingerprint(self) -> str:
+        """A string identifying every property compiled code depends on."""
+        return f"{self.name}|{self.arch}|{self.features}|{self.toolchain}"
