@@ -15,6 +15,7 @@ import numpy as np
 
 from ..ir.compute import BufferDecl
 from ..ir.expr import Expr, ExprOp, coefficient, free_vars, iconst, linear_index, loads, substitute
+from ..ir.ops import BinaryOp
 from ..ir.loops import Alloc, Block, For, If, Kernel, LoopKind, LoopProgram, Stmt, Store
 from . import llvm_ops as ops
 from .llvm_ops import Val
@@ -22,6 +23,10 @@ from .llvm_types import literal, memory_type, register_type, vector_type
 
 PARALLEL_FOR = "jitune_parallel_for"
 ENTRY = "jitune_entry"
+
+
+def _small_power(exponent: Expr) -> bool:
+    return exponent.op is ExprOp.CONST and exponent.arg in (2, 3, 4)
 
 
 def _kind(dtype: np.dtype) -> str:
@@ -140,6 +145,14 @@ class _Function:
             return Val(literal(expr.arg, expr.dtype), register_type(expr.dtype))
         if op is ExprOp.LOAD:
             return self.load(expr)
+        if op is ExprOp.BINARY and expr.arg is BinaryOp.POW and _small_power(expr.src[1]):
+            # x**2, x**3, x**4 as products: exact for integers, within an ulp for floats,
+            # and much faster than a call to pow
+            base = self.expr(expr.src[0])
+            result = base
+            for _ in range(int(expr.src[1].arg) - 1):
+                result = ops.binary(self, BinaryOp.MUL, result, base)
+            return result
         args = [self.expr(child) for child in expr.src]
         if op is ExprOp.UNARY:
             return ops.unary(self, expr.arg, args[0])
