@@ -11,12 +11,12 @@ import functools
 from typing import Sequence
 
 from . import config
-from .codegen import llvm as llvm_codegen
 from .ir.compute import ComputeProgram
 from .ir.graph import Graph
 from .ir.loops import LoopProgram
 from .lower import lower
 from .runtime import cpu
+from .runtime.base import Device
 from .runtime.target import Target
 from .schedule import schedule
 
@@ -46,9 +46,9 @@ class Lowered:
         return "\n\n".join(f"== {title} ==\n{text}" for title, text in parts)
 
 
-def lower_graph(graph: Graph, strides: Sequence[tuple[int, ...]], target: Target) -> Lowered:
-    """Run the pipeline from graph IR to source text for ``target``."""
+def lower_graph(graph: Graph, strides: Sequence[tuple[int, ...]], device: Device) -> Lowered:
+    """Run the pipeline from graph IR to source text for ``device``."""
+    target = device.target()
     compute = lower(graph, strides)
     loops = schedule(compute, target, config.get().parallel_min_work)
-    source = llvm_codegen.render(loops, cpu.data_offset())
-    return Lowered(graph, compute, loops, source, target)
+    return Lowered(graph, compute, loops, device.render(loops), target)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import logging
+import sys
 import time
 from typing import Any, Callable, Sequence
 
@@ -13,11 +12,27 @@ import numpy as np
 from .. import config, dtypes
 from ..errors import ArgumentError, DTypeError
 from ..pipeline import Lowered, lower_graph
-from ..runtime import cpu
+from ..runtime.base import Device, Program
 from ..runtime.devices import device_of
 from .trace import ArgSpec, Structure, trace
 
-log = logging.getLogger("jitune")
+
+
+def _report(name: str, device: Device, specs: Sequence[ArgSpec], lowered: Lowered,
+            seconds: float) -> None:
+    """The JITUNE_DEBUG ladder, printed to stderr: 1 compiles, 3 loop IR, 4 source, 5 IR."""
+    level = config.get().debug
+    if level < 1:
+        return
+    shapes = ", ".join(f"{s.dtype}{list(s.shape)}" for s in specs)
+    print(f"jitune: compiled {name}({shapes}) for {device.name} in {1e3 * seconds:.1f} ms",
+          file=sys.stderr)
+    if level >= 5:
+        print(f"{lowered.graph}\n\n{lowered.compute}", file=sys.stderr)
+    if level >= 3:
+        print(lowered.loops, file=sys.stderr)
+    if level >= 4:
+        print(lowered.source, file=sys.stderr)
 
 _PYTHON_SCALARS = {bool: np.dtype(bool), int: np.dtype(np.int64), float: np.dtype(np.float64)}
 
@@ -64,21 +79,20 @@ def _spec(arg: Any, position: int, name: str) -> ArgSpec:
 
 
 class _Entry:
-    """A compiled signature: allocates outputs and calls the machine code."""
+    """A compiled signature: converts scalars, allocates outputs, runs the program."""
 
-    __slots__ = ("function", "module", "lowered", "scalars", "allocations", "results", "structure")
+    __slots__ = ("program", "lowered", "scalars", "allocations", "results", "structure", "device")
 
-    def __init__(self, lowered: Lowered, specs: Sequence[ArgSpec], structure: Structure) -> None:
+    def __init__(self, lowered: Lowered, program: Program, device: Device, args: Sequence[Any],
+                 specs: Sequence[ArgSpec], structure: Structure) -> None:
         self.lowered = lowered
-        self.module = cpu.compile_module(lowered.source)
-        buffers = lowered.loops.buffers
-        prototype = ctypes.CFUNCTYPE(None, *([ctypes.py_object] * len(buffers)))
-        self.function = prototype(self.module.address("jitune_entry"))
+        self.program = program
+        self.device = device
         self.scalars = tuple(
-            (position, spec.dtype) for position, spec in enumerate(specs) if not spec.shape and (
-                spec.weak is not None or True
-            )
+            (position, spec.dtype) for position, (arg, spec) in enumerate(zip(args, specs))
+            if not isinstance(arg, np.ndarray)
         )
+        buffers = lowered.loops.buffers
         self.allocations = tuple((d.shape, d.dtype) for d in buffers if d.role != "input")
         position = {d.name: k for k, d in enumerate(buffers)}
         self.results = tuple(position[name] for name in lowered.loops.outputs)
@@ -88,9 +102,10 @@ class _Entry:
         arrays = list(args)
         for position, dtype in self.scalars:
             arrays[position] = np.asarray(arrays[position], dtype=dtype)
+        empty = self.device.empty
         for shape, dtype in self.allocations:
-            arrays.append(np.empty(shape, dtype))
-        self.function(*arrays)
+            arrays.append(empty(shape, dtype))
+        self.program(arrays)
         if self.structure == "single":
             return arrays[self.results[0]]
         results = [arrays[k] for k in self.results]
@@ -117,29 +132,21 @@ class Kernel:
             entry = self._build(args, key)
         return entry(args)
 
-    def _specs(self, args: Sequence[Any]) -> list[ArgSpec]:
-        device_of(args, self.name)
-        return [_spec(arg, position, self.name) for position, arg in enumerate(args)]
-
-    def _lower(self, specs: Sequence[ArgSpec]) -> tuple[Lowered, Structure]:
+    def _lower(self, specs: Sequence[ArgSpec], device: Device) -> tuple[Lowered, Structure]:
         traced = trace(self.fn, specs)
         strides = [spec.strides for spec in specs]
-        return lower_graph(traced.graph, strides, cpu.host_target()), traced.structure
+        return lower_graph(traced.graph, strides, device), traced.structure
 
     def _build(self, args: Sequence[Any], key: tuple[Any, ...]) -> _Entry:
         began = time.perf_counter()
-        specs = self._specs(args)
-        lowered, structure = self._lower(specs)
-        entry = _Entry(lowered, specs, structure)
+        device = device_of(args, self.name)
+        specs = [_spec(arg, position, self.name) for position, arg in enumerate(args)]
+        lowered, structure = self._lower(specs, device)
+        program = device.load(device.compile(lowered.source), lowered.loops)
+        entry = _Entry(lowered, program, device, args, specs, structure)
         self._table[key] = entry  # only a complete entry is ever stored
         self.compile_count += 1
-        settings = config.get()
-        if settings.debug >= 1:
-            shapes = ", ".join(f"{s.dtype}{list(s.shape)}" for s in specs)
-            log.warning("jitune: compiled %s(%s) for cpu in %.1f ms", self.name, shapes,
-                        1e3 * (time.perf_counter() - began))
-        if settings.debug >= 4:
-            log.warning("%s", lowered)
+        _report(self.name, device, specs, lowered, time.perf_counter() - began)
         return entry
 
     def lower(self, *args: Any) -> Lowered:
@@ -156,7 +163,7 @@ class Kernel:
                 specs.append(_spec(np.empty(arg.shape, arg.dtype), position, self.name))
             else:
                 specs.append(_spec(arg, position, self.name))
-        return self._lower(specs)[0]
+        return self._lower(specs, device_of(args, self.name))[0]
 
     def __repr__(self) -> str:
         return f"<jitune.kernel {self.name} ({len(self._table)} compiled signatures)>"

@@ -11,7 +11,9 @@ import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 
+from ..codegen import llvm as llvm_codegen
 from ..errors import CompileError
+from ..ir.loops import LoopProgram
 from .target import Target
 from .threads import PARALLEL_FOR_ADDRESS
 
@@ -105,3 +107,43 @@ def _optimize(module: llvm.ModuleRef, machine: llvm.TargetMachine) -> None:
     options = llvm.create_pipeline_tuning_options(speed_level=3)
     builder = llvm.create_pass_builder(machine, options)
     builder.getModulePassManager().run(module, builder)
+
+
+class CpuProgram:
+    """Calls the generated entry function with the NumPy arrays themselves: the machine code
+    reads each array's data pointer, so a call costs one ctypes call and no conversions."""
+
+    __slots__ = ("module", "function")
+
+    def __init__(self, module: CompiledModule, buffer_count: int) -> None:
+        self.module = module  # keeps the machine code alive
+        prototype = ctypes.CFUNCTYPE(None, *([ctypes.py_object] * buffer_count))
+        self.function = prototype(module.address(llvm_codegen.ENTRY))
+
+    def __call__(self, arrays: Any) -> None:
+        self.function(*arrays)
+
+
+class CpuDevice:
+    """The host CPU, running LLVM-compiled code on NumPy arrays."""
+
+    name = "cpu"
+    library = "numpy"
+
+    def available(self) -> bool:
+        return True
+
+    def target(self) -> Target:
+        return host_target()
+
+    def render(self, loops: LoopProgram) -> str:
+        return llvm_codegen.render(loops, data_offset())
+
+    def compile(self, source: str) -> CompiledModule:
+        return compile_module(source)
+
+    def load(self, binary: CompiledModule, loops: LoopProgram) -> CpuProgram:
+        return CpuProgram(binary, len(loops.buffers))
+
+    def empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        return np.empty(shape, dtype)

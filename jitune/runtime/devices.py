@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from .. import config
 from ..errors import ArgumentError
+from .base import Device
+from .cpu import CpuDevice
 
-_LIBRARIES = {"numpy": "cpu", "cupy": "cuda", "pyopencl": "opencl"}
-_AVAILABLE = {"cpu"}
+DEVICES: tuple[Device, ...] = (CpuDevice(),)
+"""Registered devices, in the order dispatch asks them."""
+
+_PLANNED = {"cupy": "cuda", "pyopencl": "opencl"}
 
 
 def library_of(value: Any) -> str | None:
     """The array library (top-level module) an argument comes from, or None for scalars."""
-    if isinstance(value, (bool, int, float, complex)):
+    if isinstance(value, (bool, int, float, complex)) or not hasattr(value, "shape"):
         return None
-    module = type(value).__module__.split(".")[0]
-    if module == "numpy" and not hasattr(value, "shape"):
-        return None
-    return module if module in _LIBRARIES else None
+    return type(value).__module__.split(".")[0]
 
 
-def device_of(args: Sequence[Any], name: str) -> str:
-    """The device that runs a call with ``args``; raises ArgumentError for mixed libraries."""
+def device_of(args: Sequence[Any], name: str) -> Device:
+    """The device that runs a call with ``args``; raises ArgumentError for mixed libraries
+    or arrays of a library no available device owns."""
     libraries: dict[str, int] = {}
     for position, arg in enumerate(args):
         library = library_of(arg)
@@ -31,10 +34,13 @@ def device_of(args: Sequence[Any], name: str) -> str:
         described = " and ".join(f"{lib} (argument {pos})" for lib, pos in libraries.items())
         raise ArgumentError(f"{name}: arrays from different array libraries in one call: {described}")
     library = next(iter(libraries), "numpy")
-    device = _LIBRARIES[library]
-    if device not in _AVAILABLE:
+    forced = config.get().target
+    for device in DEVICES:
+        if device.library == library and forced in ("auto", device.name) and device.available():
+            return device
+    if library in _PLANNED:
         raise ArgumentError(
-            f"{name}: {library} arrays need the {device} backend, which this version of "
-            "jitune does not have yet; pass NumPy arrays"
+            f"{name}: {library} arrays need the {_PLANNED[library]} backend, which this version "
+            "of jitune does not have yet; pass NumPy arrays"
         )
-    return device
+    raise ArgumentError(f"{name}: no jitune device runs {library} arrays (JITUNE_TARGET={forced})")

@@ -1,0 +1,49 @@
+"""The device interface every backend implements (CPU now; OpenCL and CUDA plug in here).
+
+The compile side (``render``, ``compile``) needs no device and is pure, so it is testable
+anywhere; the run side (``load`` and the returned :class:`Program`) needs the device.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, Sequence
+
+from ..ir.loops import LoopProgram
+from .target import Target
+
+
+class Program(Protocol):
+    """Loaded machine code of one signature."""
+
+    def __call__(self, arrays: Sequence[Any]) -> None:
+        """Run on ``arrays``: the inputs, then temporaries and outputs, in buffer order."""
+        ...
+
+
+class Device(Protocol):
+    name: ClassVar[str]  # "cpu" | "opencl" | "cuda"
+    library: ClassVar[str]  # top-level module of the arrays this device owns ("numpy", ...)
+
+    def available(self) -> bool:
+        """Whether this device can run code in this process (probed once)."""
+        ...
+
+    def target(self) -> Target:
+        """What code generation compiles for; part of every cache key."""
+        ...
+
+    def render(self, loops: LoopProgram) -> str:
+        """Loop IR -> source text for this device's compiler."""
+        ...
+
+    def compile(self, source: str) -> Any:
+        """Source text -> a binary (in-memory module for the CPU JIT)."""
+        ...
+
+    def load(self, binary: Any, loops: LoopProgram) -> Program:
+        """A callable program for ``binary``."""
+        ...
+
+    def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """A new uninitialized array on this device."""
+        ...
