@@ -94,7 +94,7 @@ class _Function:
         self.locals: dict[str, tuple[str, np.dtype]] = {}
         self.vector: tuple[str, int] | None = None
         self.written = set(_written(kernel.body))
-        self._cacheable: dict[int, bool] = {}
+        self._cacheable: dict[Expr, bool] = {}
 
     # -- Emitter protocol ----------------------------------------------------------------------
     def tmp(self) -> str:
@@ -118,13 +118,13 @@ class _Function:
     # -- expressions ---------------------------------------------------------------------------
     def cacheable(self, expr: Expr) -> bool:
         """Whether ``expr``'s value can be reused: it reads no buffer this kernel writes."""
-        found = self._cacheable.get(id(expr))
+        found = self._cacheable.get(expr)
         if found is None:
             found = all(
                 node.arg not in self.written and node.arg not in self.locals
                 for node in loads(expr)
             )
-            self._cacheable[id(expr)] = found
+            self._cacheable[expr] = found
         return found
 
     def expr(self, expr: Expr) -> Val:
