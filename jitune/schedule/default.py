@@ -41,6 +41,7 @@ from ..ir.expr import (
 from ..ir.loops import Alloc, For, If, Kernel, LoopKind, LoopProgram, Stmt, Store, block
 from ..ir.ops import ARG_REDUCTIONS, BinaryOp, ReduceOp, UnaryOp
 from ..runtime.target import Target
+from .packing import pack_strided_operands
 from .reduce_ops import combine, identity
 
 
@@ -154,6 +155,14 @@ def _arg_update(ctx: _Context, acc: str, value: Expr) -> tuple[Stmt, Stmt]:
     return update, init
 
 
+def _row_tile(extent: int, preferred: int) -> int:
+    """Rows per register tile: a divisor of ``extent`` near ``preferred`` avoids a scalar tail."""
+    for rows in (preferred, 4, 8, 5, 3):
+        if extent % rows == 0:
+            return rows
+    return preferred
+
+
 def _output_vectorized(ctx: _Context, active: list[Axis], base: dict[str, Expr]) -> Stmt:
     """Register-tiled form: lanes over the last active axis, ``mr`` rows of the one before."""
     stage = ctx.stage
@@ -161,7 +170,7 @@ def _output_vectorized(ctx: _Context, active: list[Axis], base: dict[str, Expr])
     v_axis = active[-1]
     contraction = stage.kind is StageKind.CONTRACTION and len(active) >= 2
     nv = 2 if contraction and v_axis.extent >= 2 * lanes else 1
-    mr = (6 if lanes >= 8 else 4) if contraction else 1
+    mr = _row_tile(active[-2].extent, 6 if lanes >= 8 else 4) if contraction else 1
     if v_axis.extent < lanes:
         lanes, nv = 1, 1
     u_axis = active[-2] if contraction and active[-2].extent >= mr else None
@@ -333,6 +342,7 @@ def schedule(program: ComputeProgram, target: Target, min_parallel_work: int = 1
 
     Kernels whose estimated work is below ``min_parallel_work`` run on one thread.
     """
+    program = pack_strided_operands(program)
     buffers = {decl.name: decl for decl in program.buffers}
     kernels = tuple(
         _kernel(f"k{n}", group, buffers, target, min_parallel_work)
