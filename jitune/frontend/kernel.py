@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import config, dtypes
 from ..errors import ArgumentError, DTypeError
+from ..ir.compute import contiguous_strides
 from ..pipeline import Lowered, lower_graph
 from ..runtime.base import Device, Program
 from ..runtime.devices import device_of
@@ -156,14 +157,18 @@ class Kernel:
         (such as :func:`jitune.spec`), so code can be inspected without data.
         """
         specs = []
+        arrays = []
         for position, arg in enumerate(args):
-            if isinstance(arg, (np.ndarray, np.generic, bool, int, float)):
+            if isinstance(arg, (np.ndarray, np.generic, bool, int, float)) or not (
+                hasattr(arg, "shape") and hasattr(arg, "dtype")
+            ):
                 specs.append(_spec(arg, position, self.name))
-            elif hasattr(arg, "shape") and hasattr(arg, "dtype"):
-                specs.append(_spec(np.empty(arg.shape, arg.dtype), position, self.name))
-            else:
-                specs.append(_spec(arg, position, self.name))
-        return self._lower(specs, device_of(args, self.name))[0]
+                arrays.append(arg)
+            else:  # a shape/dtype description without data
+                shape = tuple(int(d) for d in arg.shape)
+                dtype = dtypes.check_supported(np.dtype(arg.dtype), f"{self.name}: argument {position}")
+                specs.append(ArgSpec(shape, dtype, contiguous_strides(shape)))
+        return self._lower(specs, device_of(arrays, self.name))[0]
 
     def __repr__(self) -> str:
         return f"<jitune.kernel {self.name} ({len(self._table)} compiled signatures)>"

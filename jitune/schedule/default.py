@@ -157,7 +157,7 @@ def _arg_update(ctx: _Context, acc: str, value: Expr) -> tuple[Stmt, Stmt]:
 
 def _row_tile(extent: int, preferred: int) -> int:
     """Rows per register tile: a divisor of ``extent`` near ``preferred`` avoids a scalar tail."""
-    for rows in (preferred, 4, 8, 5, 3):
+    for rows in (preferred, 6, 8, 4, 5, 3):
         if extent % rows == 0:
             return rows
     return preferred
@@ -170,7 +170,9 @@ def _output_vectorized(ctx: _Context, active: list[Axis], base: dict[str, Expr])
     v_axis = active[-1]
     contraction = stage.kind is StageKind.CONTRACTION and len(active) >= 2
     nv = 2 if contraction and v_axis.extent >= 2 * lanes else 1
-    mr = _row_tile(active[-2].extent, 6 if lanes >= 8 else 4) if contraction else 1
+    # 32 vector registers (AVX-512) hold an 8 x 2-vector tile; 16 (AVX2) hold 6 x 2
+    preferred = 8 if ctx.target.vector_bytes >= 64 else 6 if ctx.target.vector_bytes >= 32 else 4
+    mr = _row_tile(active[-2].extent, preferred) if contraction else 1
     if v_axis.extent < lanes:
         lanes, nv = 1, 1
     u_axis = active[-2] if contraction and active[-2].extent >= mr else None
