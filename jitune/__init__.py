@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, overload
+from collections.abc import Callable
+from typing import Any, overload
 
 import numpy as np
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from typing import Iterator, Literal
+from collections.abc import Iterator
+from typing import Literal
 
 from .errors import ConfigError
 

@@ -8,7 +8,8 @@ promotion applies). The answers are cached, so each question costs one NumPy cal
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -9,14 +9,14 @@ through ``jitune_parallel_for``, which the runtime provides.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 from ..ir.compute import BufferDecl
 from ..ir.expr import Expr, ExprOp, coefficient, free_vars, iconst, linear_index, loads, substitute
-from ..ir.ops import BinaryOp
 from ..ir.loops import Alloc, Block, For, If, Kernel, LoopKind, LoopProgram, Stmt, Store
+from ..ir.ops import BinaryOp
 from . import llvm_ops as ops
 from .llvm_ops import Val
 from .llvm_types import literal, memory_type, register_type, vector_type
@@ -80,7 +80,7 @@ def _used_buffers(stmt: Stmt, names: set[str]) -> set[str]:
 class _Function:
     """Emits one kernel body function."""
 
-    def __init__(self, module: "_Module", kernel: Kernel, params: list[BufferDecl]) -> None:
+    def __init__(self, module: _Module, kernel: Kernel, params: list[BufferDecl]) -> None:
         self.module = module
         self.kernel = kernel
         self.buffers = {d.name: d for d in params}

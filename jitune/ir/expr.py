@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ class ExprOp(enum.Enum):
 @dataclasses.dataclass(frozen=True, eq=False)
 class Expr(Node):
     op: ExprOp
-    src: tuple["Expr", ...]
+    src: tuple[Expr, ...]
     dtype: np.dtype
     arg: Any = None
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ class Array(Node):
     """One graph IR node: an array-valued operation on other nodes."""
 
     op: GraphOp
-    src: tuple["Array", ...]
+    src: tuple[Array, ...]
     shape: tuple[int, ...]
     dtype: np.dtype
     arg: Any = None

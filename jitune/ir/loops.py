@@ -31,7 +31,7 @@ class For:
     start: Expr
     stop: Expr
     kind: LoopKind
-    body: "Stmt"
+    body: Stmt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,13 +44,13 @@ class Store:
 @dataclasses.dataclass(frozen=True)
 class If:
     cond: Expr
-    then: "Stmt"
-    orelse: "Stmt | None" = None
+    then: Stmt
+    orelse: Stmt | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Block:
-    stmts: tuple["Stmt", ...]
+    stmts: tuple[Stmt, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Alloc:
     size: int
 
 
-Stmt = Union[For, Store, If, Block, Alloc]
+Stmt = Union[For, Store, If, Block, Alloc]  # noqa: UP007 - a runtime alias on Python 3.10
 
 
 @dataclasses.dataclass(frozen=True)

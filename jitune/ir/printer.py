@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .expr import Expr, ExprOp
 from .ops import BinaryOp
@@ -38,7 +39,7 @@ def _type(shape: tuple[int, ...], dtype: object) -> str:
     return f"{dtype}[{','.join(map(str, shape))}]"
 
 
-def format_graph(outputs: Iterable["Array"]) -> str:
+def format_graph(outputs: Iterable[Array]) -> str:
     """One line per node, ``%n = op(operands) : dtype[shape]``, numbered in operand order."""
     from .graph import GraphOp, toposort
 
@@ -86,7 +87,7 @@ def format_expr(expr: Expr) -> str:
     return f"select({', '.join(args)})"
 
 
-def format_stage(stage: "Stage") -> str:
+def format_stage(stage: Stage) -> str:
     index = ", ".join(a.name for a in stage.axes)
     value = format_expr(stage.body)
     if stage.reduce_op is not None:
@@ -98,7 +99,7 @@ def format_stage(stage: "Stage") -> str:
     return f"{stage.out}[{index}] = {value}    for {extents or 'scalar'} : {stage.dtype}"
 
 
-def format_compute(program: "ComputeProgram") -> str:
+def format_compute(program: ComputeProgram) -> str:
     lines = [
         f"{d.role} {d.name}: {_type(d.shape, d.dtype)} strides={d.strides}"
         for d in program.buffers
@@ -108,7 +109,7 @@ def format_compute(program: "ComputeProgram") -> str:
     return "\n".join(lines)
 
 
-def format_stmt(stmt: "Stmt", indent: int = 0) -> list[str]:
+def format_stmt(stmt: Stmt, indent: int = 0) -> list[str]:
     from .loops import Alloc, Block, For, If, Store
 
     pad = "  " * indent
@@ -131,7 +132,7 @@ def format_stmt(stmt: "Stmt", indent: int = 0) -> list[str]:
     raise TypeError(f"not a loop IR statement: {stmt!r}")
 
 
-def format_loops(program: "LoopProgram") -> str:
+def format_loops(program: LoopProgram) -> str:
     lines = []
     for kernel in program.kernels:
         mode = "parallel" if kernel.parallel else "single-thread"

@@ -6,7 +6,8 @@ anywhere; the run side (``load`` and the returned :class:`Program`) needs the de
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol
 
 from ..ir.loops import LoopProgram
 from .target import Target

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes
 import queue
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from .. import config
 

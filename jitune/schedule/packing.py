@@ -11,7 +11,18 @@ from __future__ import annotations
 import dataclasses
 
 from ..ir.compute import Axis, BufferDecl, ComputeProgram, Stage, StageKind, contiguous_strides
-from ..ir.expr import Expr, ExprOp, coefficient, is_const, linear_index, load, loads, substitute, transform, var
+from ..ir.expr import (
+    Expr,
+    ExprOp,
+    coefficient,
+    is_const,
+    linear_index,
+    load,
+    loads,
+    substitute,
+    transform,
+    var,
+)
 
 
 def _packable(node: Expr) -> list[str] | None:
