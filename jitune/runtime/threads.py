@@ -10,6 +10,7 @@ never spin and never hold cores that BLAS or NumPy want.
 from __future__ import annotations
 
 import ctypes
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -65,6 +66,16 @@ class _Pool:
 
 
 _POOL = _Pool()
+
+
+def _reset_after_fork() -> None:
+    # A forked child has none of the parent's threads: start a fresh pool on demand.
+    global _POOL
+    _POOL = _Pool()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 @ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
