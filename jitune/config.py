@@ -26,7 +26,7 @@ class Settings:
     """The values in force. Fields are documented in ``docs/env.md``."""
 
     debug: int = 0
-    """JITUNE_DEBUG: 0 silent; 1 compiles and devices; 2 timings; 3 schedules; 4 code; 5 IR."""
+    """JITUNE_DEBUG: 0 silent; 1 each compile; 3 loop IR; 4 LLVM IR; 5 graph and compute IR."""
     num_threads: int = 0
     """JITUNE_NUM_THREADS: threads a parallel kernel uses; 0 means every available core."""
     target: TargetName = "auto"

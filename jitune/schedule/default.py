@@ -332,10 +332,13 @@ def _kernel(name: str, group: list[Stage], buffers: dict[str, BufferDecl], targe
         rows = group[0].axes[0].extent
         nests = [stage_nest(s, buffers, target, {s.axes[0].name: var("row")}) for s in group]
         body = _loop("row", rows, block(*nests))
-    if isinstance(body, For) and body.kind is LoopKind.SERIAL and body.start == iconst(0) \
-            and body.stop.op.value == "const" and body.stop.arg >= 2:
+    outermost_splits = (
+        isinstance(body, For) and body.start == iconst(0) and body.stop.op.value == "const"
+        and body.stop.arg >= 2
+    )
+    parallel = outermost_splits and work >= min_work
+    if parallel:
         body = dataclasses.replace(body, kind=LoopKind.PARALLEL)
-    parallel = isinstance(body, For) and body.kind is LoopKind.PARALLEL and work >= min_work
     return Kernel(name, body, parallel, work)
 
 
