@@ -56,8 +56,12 @@ def data_offset() -> int:
     raise CompileError("could not locate the data pointer inside numpy.ndarray objects")
 
 
-@functools.cache
 def _target_machine() -> llvm.TargetMachine:
+    """A new target machine for the host CPU.
+
+    Never cached: an MCJIT engine takes ownership of the machine it is created with and
+    destroys it with itself, so each compiled module needs its own.
+    """
     _initialize()
     target = host_target()
     return llvm.Target.from_default_triple().create_target_machine(
