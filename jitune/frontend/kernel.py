@@ -82,13 +82,15 @@ def _spec(arg: Any, position: int, name: str) -> ArgSpec:
 class _Entry:
     """A compiled signature: converts scalars, allocates outputs, runs the program."""
 
-    __slots__ = ("program", "lowered", "scalars", "allocations", "results", "structure", "device")
+    __slots__ = ("program", "launch", "empty", "lowered", "scalars", "allocations", "results",
+                 "structure")
 
     def __init__(self, lowered: Lowered, program: Program, device: Device, args: Sequence[Any],
                  specs: Sequence[ArgSpec], structure: Structure) -> None:
         self.lowered = lowered
-        self.program = program
-        self.device = device
+        self.program = program  # keeps the machine code alive
+        self.launch = program.launch
+        self.empty = device.empty
         self.scalars = tuple(
             (position, spec.dtype) for position, (arg, spec) in enumerate(zip(args, specs))
             if not isinstance(arg, np.ndarray)
@@ -103,10 +105,10 @@ class _Entry:
         arrays = list(args)
         for position, dtype in self.scalars:
             arrays[position] = np.asarray(arrays[position], dtype=dtype)
-        empty = self.device.empty
+        empty = self.empty
         for shape, dtype in self.allocations:
             arrays.append(empty(shape, dtype))
-        self.program(arrays)
+        self.launch(*arrays)
         if self.structure == "single":
             return arrays[self.results[0]]
         results = [arrays[k] for k in self.results]

@@ -117,15 +117,12 @@ class CpuProgram:
     """Calls the generated entry function with the NumPy arrays themselves: the machine code
     reads each array's data pointer, so a call costs one ctypes call and no conversions."""
 
-    __slots__ = ("module", "function")
+    __slots__ = ("module", "launch")
 
     def __init__(self, module: CompiledModule, buffer_count: int) -> None:
         self.module = module  # keeps the machine code alive
         prototype = ctypes.CFUNCTYPE(None, *([ctypes.py_object] * buffer_count))
-        self.function = prototype(module.address(llvm_codegen.ENTRY))
-
-    def __call__(self, arrays: Any) -> None:
-        self.function(*arrays)
+        self.launch = prototype(module.address(llvm_codegen.ENTRY))
 
 
 class CpuDevice:
@@ -149,5 +146,4 @@ class CpuDevice:
     def load(self, binary: CompiledModule, loops: LoopProgram) -> CpuProgram:
         return CpuProgram(binary, len(loops.buffers))
 
-    def empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        return np.empty(shape, dtype)
+    empty = staticmethod(np.empty)  # no wrapper: it is on the dispatch path
