@@ -144,7 +144,8 @@ def unary(em: Emitter, op: UnaryOp, x: Val) -> Val:
         minus = constant(em, "-1.0" if f else "-1", x)
         positive = compare(em, "ogt" if f else "sgt", x, zero)
         negative = compare(em, "olt" if f else "slt", x, zero)
-        rest = x if f else zero  # NaN stays NaN, zero stays zero
+        # NaN stays NaN; both zeros give +0, as in NumPy
+        rest = select(em, compare(em, "uno", x, x), x, zero) if f else zero
         return select(em, positive, one, select(em, negative, minus, rest))
     raise NotImplementedError(op)
 

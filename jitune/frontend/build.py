@@ -7,7 +7,8 @@ shapes and the user's line. The tracer (``tracer.py``) maps NumPy calls onto the
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -88,10 +89,15 @@ def normalize_axes(
     """Sorted non-negative axes; None means every axis."""
     if axis is None:
         return tuple(range(ndim))
-    items = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if isinstance(axis, (int, np.integer)):
+        items: tuple[Any, ...] = (axis,)
+    elif isinstance(axis, (tuple, list)):
+        items = tuple(axis)
+    else:
+        raise ShapeError(located(f"{op_name}: axis must be an int or a tuple of ints, got {axis!r}"))
     result = []
     for item in items:
-        if not isinstance(item, (int, np.integer)):
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
             raise ShapeError(located(f"{op_name}: axis must be an int, got {item!r}"))
         if not -ndim <= item < max(ndim, 1) or (ndim == 0 and item not in (0, -1)):
             raise ShapeError(
@@ -112,6 +118,12 @@ def reduce(op: ReduceOp, x: Array, axis: Any, keepdims: bool, dtype: np.dtype) -
         raise ShapeError(
             located(f"{name}: zero-size reduction over shape {x.shape} has no identity")
         )
+    if not axes:
+        # Reducing over no axes (axis=() or a 0-d array) reduces nothing: each element is
+        # its own result, and the position of an element among one is 0.
+        if op in (ReduceOp.ARGMAX, ReduceOp.ARGMIN):
+            return expand(constant(0, np.int64), x.shape)
+        return cast(x, dtype)
     if op in (ReduceOp.ARGMAX, ReduceOp.ARGMIN):
         body, out_dtype = x, np.dtype(np.int64)
     else:

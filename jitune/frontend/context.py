@@ -6,6 +6,11 @@ import linecache
 import os
 import sys
 
+import numpy as np
+
+from .. import dtypes
+from ..errors import DTypeError
+
 _JITUNE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SKIP_DIRS = (_JITUNE_DIR,)
 
@@ -33,3 +38,13 @@ def located(message: str) -> str:
     """``message`` followed by the user's line, when one is found."""
     line = user_line()
     return f"{message}\n  at {line}" if line else message
+
+
+def supported(dtype: object, what: str) -> np.dtype:
+    """``dtypes.check_supported`` for a traced operation: the error names the user's line."""
+    try:
+        return dtypes.check_supported(np.dtype(dtype), what)  # type: ignore[arg-type]
+    except DTypeError as exc:
+        raise DTypeError(located(str(exc))) from None
+    except TypeError as exc:  # not a dtype at all
+        raise DTypeError(located(f"{what}: {dtype!r} is not a dtype ({exc})")) from None

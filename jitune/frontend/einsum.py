@@ -8,7 +8,7 @@ single characters; ellipsis axes get fresh upper-case letters.
 from __future__ import annotations
 
 import string
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..errors import ShapeError
 from ..ir.graph import Contraction
@@ -187,8 +187,16 @@ def tensordot_spec(
         a_axes, b_axes = ([x] if isinstance(x, int) else list(x) for x in axes)
     if len(a_axes) != len(b_axes):
         raise ShapeError(located(f"{name}: axes {axes} have different lengths"))
-    a_axes = [x % len(a_shape) for x in a_axes] if a_shape else a_axes
-    b_axes = [x % len(b_shape) for x in b_axes] if b_shape else b_axes
+    for axis_list, shape in ((a_axes, a_shape), (b_axes, b_shape)):
+        for axis in axis_list:
+            if not -len(shape) <= axis < len(shape):
+                raise ShapeError(
+                    located(f"{name}: axis {axis} is out of bounds for an operand of shape {shape}")
+                )
+    a_axes = [x % len(a_shape) for x in a_axes]
+    b_axes = [x % len(b_shape) for x in b_axes]
+    if len(set(a_axes)) != len(a_axes) or len(set(b_axes)) != len(b_axes):
+        raise ShapeError(located(f"{name}: repeated axis in axes={axes!r}"))
     a_sub = list(_LETTERS[: len(a_shape)])
     b_sub = list(_LETTERS[len(a_shape) : len(a_shape) + len(b_shape)])
     for i, j in zip(a_axes, b_axes):

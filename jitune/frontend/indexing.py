@@ -15,6 +15,13 @@ from .context import located
 def _expand_key(key: Any, ndim: int, shape: tuple[int, ...]) -> list[Any]:
     items = list(key) if isinstance(key, tuple) else [key]
     for item in items:
+        if isinstance(item, (bool, np.bool_)):
+            # NumPy reads a bool scalar as a 0-d boolean mask (advanced indexing: x[True]
+            # adds an axis, x[False] empties it), not as the integer 1 or 0.
+            raise UnsupportedOperation(
+                located(f"indexing with the boolean scalar {item!r} (shape {shape}) is "
+                        "advanced indexing, which jitune does not support")
+            )
         if not (item is None or item is Ellipsis or isinstance(item, (int, np.integer, slice))):
             raise UnsupportedOperation(
                 located(
@@ -52,6 +59,8 @@ def basic_index(node: Array, key: Any) -> Array:
             continue
         extent = node.shape[axis]
         if isinstance(item, slice):
+            if item.step is not None and int(item.step) == 0:
+                raise ShapeError(located(f"indexing: slice step cannot be zero (shape {node.shape})"))
             start, stop, step = item.indices(extent)
             count = len(range(start, stop, step))
             starts.append(start if count else 0)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import sys
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,6 @@ from ..pipeline import Lowered, lower_graph
 from ..runtime.base import Device, Program
 from ..runtime.devices import device_of
 from .trace import ArgSpec, Structure, trace
-
 
 
 def _report(name: str, device: Device, specs: Sequence[ArgSpec], lowered: Lowered,
@@ -64,6 +64,13 @@ def _spec(arg: Any, position: int, name: str) -> ArgSpec:
     if isinstance(arg, np.generic):
         dtype = dtypes.check_supported(arg.dtype, f"{name}: argument {position}")
         return ArgSpec((), dtype, ())
+    if isinstance(arg, np.ndarray) and type(arg) is not np.ndarray:
+        # np.matrix redefines *, masked arrays carry a mask: tracing them as plain arrays
+        # would silently change the meaning of the function
+        raise ArgumentError(
+            f"{name}: argument {position} is a {kind.__module__}.{kind.__qualname__} (an ndarray "
+            "subclass); pass np.asarray(...) of it if plain-array semantics are meant"
+        )
     if isinstance(arg, np.ndarray):
         dtype = dtypes.check_supported(arg.dtype, f"{name}: argument {position} (shape {arg.shape})")
         if any(s % arg.itemsize for s in arg.strides):

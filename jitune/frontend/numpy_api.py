@@ -6,7 +6,8 @@ NumPy protocol methods. Result dtypes are NumPy's own (see :mod:`jitune.dtypes`)
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from .. import dtypes
 from ..errors import DTypeError, ShapeError, UnsupportedOperation
 from ..ir.graph import Array, BinaryOp, GraphOp, ReduceOp, UnaryOp
 from . import build, einsum
-from .context import located
+from .context import located, supported
 from .tracer import Tracer, as_node, to_node
 
 _UNARY: dict[np.ufunc, UnaryOp] = {
@@ -72,8 +73,10 @@ def _result_dtype(name: str, fn: Any, *operands: Any) -> np.dtype:
         kinds = ", ".join(
             str(op.dtype) if isinstance(op, Array) else type(op).__name__ for op in operands
         )
-        raise DTypeError(located(f"np.{name}: not defined for operands of dtype {kinds} ({exc})"))
-    return dtypes.check_supported(dtype, f"np.{name}")
+        raise DTypeError(
+            located(f"np.{name}: not defined for operands of dtype {kinds} ({exc})")
+        ) from None
+    return supported(dtype, f"np.{name}")
 
 
 def _wrap(node: Array) -> Tracer:
@@ -91,6 +94,7 @@ def call_ufunc(ufunc: np.ufunc, inputs: Sequence[Any], kwargs: dict[str, Any]) -
         return _matmul(*inputs)
     operands = [as_node(x, f"np.{name}") for x in inputs]
     if ufunc is np.positive:
+        _result_dtype(name, ufunc, operands[0])  # NumPy rejects +bool
         return inputs[0]
     if ufunc is np.square:
         x = operands[0]
@@ -149,7 +153,7 @@ def _both_bool(a: Any, b: Any) -> bool:
 
 
 def _contract(operands: Sequence[Array], spec: Any, name: str) -> Tracer:
-    dtype = dtypes.check_supported(np.result_type(*(op.dtype for op in operands)), name)
+    dtype = supported(np.result_type(*(op.dtype for op in operands)), name)
     steps = einsum.pairwise(spec)
     current = build.contract([operands[0], operands[1]] if len(operands) > 1 else operands, steps[0], dtype)
     for position, step in enumerate(steps[1:], start=2):
@@ -210,14 +214,24 @@ def _reduction(op: ReduceOp, default_dtype: Callable[[np.dtype], np.dtype]) -> C
         _no_extras(op.value, out=out, initial=initial, where=where)
         node = _operand_nodes((a,), f"np.{op.value}")[0]
         acc = np.dtype(dtype) if dtype is not None else default_dtype(node.dtype)
-        acc = dtypes.check_supported(acc, f"np.{op.value}")
+        acc = supported(acc, f"np.{op.value}")
         return _wrap(build.reduce(op, node, axis, bool(keepdims), acc))
 
     return handler
 
 
-def _same(dtype: np.dtype) -> np.dtype:
-    return dtype
+def _extremum(op: ReduceOp) -> Callable[..., Any]:
+    """np.max/np.min: NumPy's signature has no ``dtype`` (``np.max(a, axis, out, keepdims)``)."""
+
+    def handler(
+        a: Any, axis: Any = None, out: Any = None, keepdims: Any = False,
+        initial: Any = np._NoValue, where: Any = np._NoValue,
+    ) -> Tracer:
+        _no_extras(op.value, out=out, initial=initial, where=where)
+        node = _operand_nodes((a,), f"np.{op.value}")[0]
+        return _wrap(build.reduce(op, node, axis, bool(keepdims), node.dtype))
+
+    return handler
 
 
 def _sum_dtype(dtype: np.dtype) -> np.dtype:
@@ -294,10 +308,26 @@ def _swapaxes(a: Any, axis1: int, axis2: int) -> Tracer:
     return _wrap(build.permute(node, perm))
 
 
+def _axis_list(axes: Any, ndim: int, name: str, shape: tuple[int, ...]) -> list[int]:
+    """Non-negative axes in the given order; raises ShapeError if out of range or repeated."""
+    items = [axes] if isinstance(axes, (int, np.integer)) else list(axes)
+    for item in items:
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+            raise ShapeError(located(f"{name}: axis must be an int, got {item!r}"))
+        if not -ndim <= item < ndim:
+            raise ShapeError(
+                located(f"{name}: axis {item} is out of bounds for an array of shape {shape}")
+            )
+    result = [int(item) % ndim for item in items]
+    if len(set(result)) != len(result):
+        raise ShapeError(located(f"{name}: repeated axis in {axes!r}"))
+    return result
+
+
 def _moveaxis(a: Any, source: Any, destination: Any) -> Tracer:
     node = _node(a, "moveaxis")
-    src = [int(s) % node.ndim for s in np.atleast_1d(source)]
-    dst = [int(d) % node.ndim for d in np.atleast_1d(destination)]
+    src = _axis_list(source, node.ndim, "moveaxis: source", node.shape)
+    dst = _axis_list(destination, node.ndim, "moveaxis: destination", node.shape)
     if len(src) != len(dst):
         raise ShapeError(located("moveaxis: source and destination differ in length"))
     order = [n for n in range(node.ndim) if n not in src]
@@ -366,17 +396,53 @@ def _clip(a: Any, a_min: Any = np._NoValue, a_max: Any = np._NoValue, out: Any =
     return result
 
 
-def _filled(value: Any) -> Callable[..., Tracer]:
-    def handler(a: Any, *args: Any, dtype: Any = None, **kwargs: Any) -> Tracer:
-        fill = args[0] if value is None else value
-        rest = args[1:] if value is None else args
-        if rest and dtype is None:
-            dtype = rest[0]
-        node = _node(a, "full_like")
-        out_dtype = dtypes.check_supported(np.dtype(dtype) if dtype else node.dtype, "full_like")
-        return _wrap(build.expand(build.constant(fill, out_dtype), node.shape))
+def _filled(value: Any, name: str) -> Callable[..., Tracer]:
+    """np.zeros_like/ones_like/empty_like (``value`` given) and np.full_like (``value`` None:
+    the fill value is the second argument, and may be a traced array that broadcasts)."""
+
+    def handler(a: Any, *args: Any, **kwargs: Any) -> Tracer:
+        if value is None:
+            if not args and "fill_value" not in kwargs:
+                raise UnsupportedOperation(located("np.full_like: missing fill_value"))
+            fill = kwargs.pop("fill_value") if "fill_value" in kwargs else args[0]
+            args = args[1:]
+        else:
+            fill = value
+        names = ("dtype", "order", "subok", "shape")
+        if len(args) > len(names):
+            raise UnsupportedOperation(located(f"np.{name}: too many arguments"))
+        options = dict(zip(names, args))
+        for key, option in kwargs.items():
+            if key not in names and key != "device":
+                raise UnsupportedOperation(located(f"np.{name}: argument {key!r} is not supported"))
+            options[key] = option
+        node = _node(a, f"np.{name}")
+        dtype = options.get("dtype")
+        out_dtype = supported(dtype if dtype is not None else node.dtype, f"np.{name}")
+        shape = options.get("shape")
+        if shape is None:
+            shape = node.shape
+        elif isinstance(shape, (int, np.integer)):
+            shape = (int(shape),)
+        shape = tuple(int(d) for d in shape)
+        if isinstance(fill, Tracer):  # an array fill value broadcasts, as in NumPy
+            filled = build.cast(_as_array(fill, f"np.{name}"), out_dtype)
+        else:
+            filled = build.constant(_as_scalar(fill, f"np.{name}"), out_dtype)
+        return _wrap(build.expand(filled, shape, f"np.{name}"))
 
     return handler
+
+
+def _as_array(value: Any, name: str) -> Array:
+    return _operand_nodes((value,), name)[0]
+
+
+def _as_scalar(value: Any, name: str) -> Any:
+    node = as_node(value, name)
+    if isinstance(node, Array):  # a NumPy scalar made into a constant
+        return node.arg
+    return node
 
 
 def _copy(a: Any, *args: Any, **kwargs: Any) -> Tracer:
@@ -390,10 +456,10 @@ def _astype(a: Any, dtype: Any, copy: bool = True, **kwargs: Any) -> Tracer:
 _FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
     np.sum: _reduction(ReduceOp.SUM, _sum_dtype),
     np.prod: _reduction(ReduceOp.PROD, lambda d: build.result_dtype(np.prod, d)),
-    np.max: _reduction(ReduceOp.MAX, _same),
-    np.amax: _reduction(ReduceOp.MAX, _same),
-    np.min: _reduction(ReduceOp.MIN, _same),
-    np.amin: _reduction(ReduceOp.MIN, _same),
+    np.max: _extremum(ReduceOp.MAX),
+    np.amax: _extremum(ReduceOp.MAX),
+    np.min: _extremum(ReduceOp.MIN),
+    np.amin: _extremum(ReduceOp.MIN),
     np.mean: _mean,
     np.var: _var,
     np.std: _std,
@@ -412,10 +478,10 @@ _FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
     np.broadcast_to: _broadcast_to,
     np.where: _where,
     np.clip: _clip,
-    np.zeros_like: _filled(0),
-    np.ones_like: _filled(1),
-    np.full_like: _filled(None),
-    np.empty_like: _filled(0),
+    np.zeros_like: _filled(0, "zeros_like"),
+    np.ones_like: _filled(1, "ones_like"),
+    np.full_like: _filled(None, "full_like"),
+    np.empty_like: _filled(0, "empty_like"),
     np.copy: _copy,
     np.astype: _astype,
 }
@@ -425,6 +491,9 @@ def call_function(func: Callable[..., Any], args: Sequence[Any], kwargs: dict[st
     handler = _FUNCTIONS.get(func)
     if handler is None:
         name = getattr(func, "__name__", repr(func))
+        module = getattr(func, "__module__", None) or "numpy"
+        if module.startswith("numpy.") and not module.startswith("numpy._"):
+            name = module[len("numpy."):] + "." + name  # np.fft.fft, np.linalg.norm
         raise UnsupportedOperation(located(f"np.{name} is not supported by jitune"))
     return handler(*args, **kwargs)
 

@@ -8,15 +8,15 @@ methods map onto the same handlers. Anything without a handler raises
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from .. import dtypes
-from ..errors import DTypeError, UnsupportedOperation
+from ..errors import DTypeError, ShapeError, UnsupportedOperation
 from ..ir.graph import Array
 from . import build
-from .context import located
+from .context import located, supported
 
 Operand = Any  # a Tracer, a Python scalar or a NumPy scalar
 
@@ -47,6 +47,23 @@ class Tracer:
     @property
     def size(self) -> int:
         return self.node.size
+
+    @property
+    def itemsize(self) -> int:
+        return self.node.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.node.size * self.node.dtype.itemsize
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes the class does not define: name the ndarray feature
+        # that jitune lacks instead of a bare AttributeError.
+        if not name.startswith("__") and hasattr(np.ndarray, name):
+            raise UnsupportedOperation(
+                located(f"ndarray.{name} is not supported by jitune (shape {self.shape})")
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __len__(self) -> int:
         if not self.shape:
@@ -91,7 +108,7 @@ class Tracer:
     __bool__ = __int__ = __float__ = __index__ = __iter__ = _concrete  # type: ignore[assignment]
 
     # -- methods -----------------------------------------------------------------------------
-    def _method(name: str) -> Callable[..., Any]:  # type: ignore[misc]
+    def _method(name: str) -> Callable[..., Any]:  # type: ignore[misc]  # noqa: N805
         def method(self: Tracer, *args: Any, **kwargs: Any) -> Any:
             from .numpy_api import call_function
 
@@ -128,18 +145,25 @@ class Tracer:
         return Tracer(build.reshape(self.node, shape))
 
     def transpose(self, *axes: Any) -> Tracer:
-        if len(axes) == 1 and axes[0] is not None and not isinstance(axes[0], int):
+        if len(axes) == 1 and axes[0] is not None and not isinstance(axes[0], (int, np.integer)):
             axes = tuple(axes[0])
-        perm = tuple(reversed(range(self.ndim))) if not axes or axes == (None,) else axes
-        perm = tuple(int(a) % max(self.ndim, 1) for a in perm)
-        return Tracer(build.permute(self.node, perm))
+        if not axes or axes == (None,):
+            return Tracer(build.permute(self.node, tuple(reversed(range(self.ndim)))))
+        for axis in axes:
+            if not isinstance(axis, (int, np.integer)) or not -self.ndim <= axis < self.ndim:
+                raise ShapeError(
+                    located(f"transpose: axis {axis!r} is out of bounds for an array of shape "
+                            f"{self.shape}")
+                )
+        return Tracer(build.permute(self.node, tuple(int(a) % self.ndim for a in axes)))
 
     @property
     def T(self) -> Tracer:  # noqa: N802 - NumPy's name
         return self.transpose()
 
     def astype(self, dtype: Any, copy: bool = True) -> Tracer:
-        target = dtypes.check_supported(np.dtype(dtype), f"astype({dtype!r})")
+        what = f"astype({np.dtype(dtype)})" if _is_dtype(dtype) else f"astype({dtype!r})"
+        target = supported(dtype, what)
         return Tracer(build.cast(self.node, target))
 
     def __getitem__(self, key: Any) -> Tracer:
@@ -153,7 +177,7 @@ class Tracer:
         )
 
     # -- operators ---------------------------------------------------------------------------
-    def _binary(ufunc: np.ufunc, reflected: bool = False) -> Callable[..., Any]:  # type: ignore[misc]
+    def _binary(ufunc: np.ufunc, reflected: bool = False) -> Callable[..., Any]:  # type: ignore[misc]  # noqa: N805
         def operator(self: Tracer, other: Any) -> Any:
             from .numpy_api import call_ufunc
 
@@ -186,13 +210,21 @@ class Tracer:
         return np.negative(self)  # type: ignore[return-value]
 
     def __pos__(self) -> Tracer:
-        return self
+        return np.positive(self)  # type: ignore[return-value]
 
     def __abs__(self) -> Tracer:
         return np.absolute(self)  # type: ignore[return-value]
 
     def __invert__(self) -> Tracer:
         return np.invert(self)  # type: ignore[return-value]
+
+
+def _is_dtype(value: Any) -> bool:
+    try:
+        np.dtype(value)
+    except TypeError:
+        return False
+    return True
 
 
 def as_node(value: Operand, op_name: str) -> Array | build.WeakInput | int | float | bool:
@@ -204,7 +236,7 @@ def as_node(value: Operand, op_name: str) -> Array | build.WeakInput | int | flo
     if isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, (np.generic, np.ndarray)) and np.ndim(value) == 0:
-        dtype = dtypes.check_supported(np.asarray(value).dtype, op_name)
+        dtype = supported(np.asarray(value).dtype, op_name)
         return build.constant(np.asarray(value).item(), dtype)
     if isinstance(value, complex):
         raise DTypeError(located(f"{op_name}: complex values are not supported"))

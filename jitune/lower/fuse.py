@@ -11,11 +11,11 @@ epilogue is applied as each reduced element is stored (``relu(x @ w + b)`` is on
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..ir.compute import ACC, Axis, BufferDecl, ComputeProgram, Role, Stage, contiguous_strides
 from ..ir.expr import Expr, binary, cast, const, iconst, load, select, unary, var
-from ..ir.graph import Array, BinaryOp, Graph, GraphOp, ReduceOp, VIEWS
+from ..ir.graph import VIEWS, Array, BinaryOp, Graph, GraphOp, ReduceOp
 from .index_maps import operand_indices
 
 _ELEMENTWISE = frozenset({GraphOp.UNARY, GraphOp.BINARY, GraphOp.WHERE, GraphOp.CAST})
@@ -34,8 +34,14 @@ def _use_counts(graph: Graph, nodes: list[Array]) -> dict[int, int]:
 
 def _fusion_candidate(root: Array, roots: set[int], uses: dict[int, int]) -> Array | None:
     """A reduction/contraction of ``root``'s shape that ``root`` reads through elementwise ops
-    and that nothing outside ``root``'s inlined region reads; None if there is none."""
+    and that nothing outside ``root``'s inlined region reads; None if there is none.
+
+    "Nothing outside" covers indirect reads too: if another stage inlines an elementwise node
+    that reads the candidate (``v = exp(x @ w)`` read by both ``v.max(0)`` and the root), the
+    candidate must stay a buffer of its own.
+    """
     region_uses: dict[int, int] = {}
+    region: dict[int, Array] = {id(root): root}  # the nodes inlined into root's stage
     elementwise_reach: list[Array] = []
     stack, seen = [(root, True)], {id(root)}
     while stack:
@@ -47,9 +53,33 @@ def _fusion_candidate(root: Array, roots: set[int], uses: dict[int, int]) -> Arr
             if id(src) in seen or id(src) in roots or src.op is GraphOp.INPUT:
                 continue
             seen.add(id(src))
+            region[id(src)] = src
             stack.append((src, elementwise_path and src.op in _ELEMENTWISE))
+
+    def private(candidate: Array) -> bool:
+        # The candidate and every inlined node between it and the root are read only from
+        # inside the region.
+        reaches: dict[int, bool] = {id(candidate): True}
+
+        def reach(node: Array) -> bool:
+            found = reaches.get(id(node))
+            if found is None:
+                reaches[id(node)] = False  # (a DAG: no cycles, this only guards re-entry)
+                found = any(
+                    reach(src) for src in node.src if id(src) in region or src is candidate
+                )
+                reaches[id(node)] = found
+            return found
+
+        reach(root)
+        return all(
+            region_uses.get(key, 0) == uses[key]
+            for key, hit in reaches.items()
+            if hit and key != id(root)
+        )
+
     for candidate in elementwise_reach:
-        if region_uses.get(id(candidate)) == uses[id(candidate)]:
+        if private(candidate):
             return candidate
     return None
 
@@ -172,13 +202,18 @@ class _Lowering:
             self.fused_acc, self.acc_indices = reducer, out_vars
             try:
                 epilogue = self.inline(node, out_vars)
+                fusable = True
             except _NotFusable:
-                self.add_stage(reducer, "temp")
-                self.add_stage(node, role)
-                return
+                fusable = False
             finally:
                 self.fused_acc = None
                 self.memo.clear()  # entries computed under the fused accumulator are private
+            if not fusable:
+                # The epilogue reads the reduction at another element: materialize it. (This
+                # must run after the fused state above is reset, or the retry sees it too.)
+                self.add_stage(reducer, "temp")
+                self.add_stage(node, role)
+                return
         name = self.new_buffer(node, role)
         self.stages.append(Stage(name, node.dtype, axes, body, reduce_axes, reduce_op, epilogue))
 

@@ -6,7 +6,7 @@ anywhere; the run side (``load`` and the returned :class:`Program`) needs the de
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 from ..ir.loops import LoopProgram

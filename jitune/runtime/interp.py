@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +65,8 @@ def _reduce(node: Array, x: np.ndarray) -> np.ndarray:
         if len(r.axes) == 1 and x.ndim > 1:
             return fn(x, axis=r.axes[0], keepdims=r.keepdims)
         return np.asarray(fn(x)).reshape(node.shape)
+    if r.op in (ReduceOp.MAX, ReduceOp.MIN):  # np.max/np.min take no dtype: cast first
+        return _REDUCE[r.op](x.astype(node.dtype, copy=False), axis=r.axes, keepdims=r.keepdims)
     return _REDUCE[r.op](x, axis=r.axes, keepdims=r.keepdims, dtype=node.dtype)
 
 

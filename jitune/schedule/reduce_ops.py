@@ -16,7 +16,7 @@ def identity(op: ReduceOp, dtype: np.dtype) -> Expr:
     if op is ReduceOp.PROD:
         return const(1, dtype)
     if dtype.kind == "b":
-        return const(op is ReduceOp.MIN, dtype)
+        return const(op in (ReduceOp.MIN, ReduceOp.ARGMIN), dtype)
     if dtype.kind == "f":
         return const(-np.inf if op in (ReduceOp.MAX, ReduceOp.ARGMAX) else np.inf, dtype)
     info = np.iinfo(dtype)
