@@ -109,6 +109,11 @@ def _optimize(module: llvm.ModuleRef, machine: llvm.TargetMachine) -> None:
     module.triple = machine.triple
     module.data_layout = str(machine.target_data)
     options = llvm.create_pipeline_tuning_options(speed_level=3)
+    # Schedules vectorize and unroll explicitly. LLVM's own loop unroller and vectorizer only
+    # rework the scalar tail loops, at a cost of over a second of compile time for one dense
+    # layer with tails in two directions (0.07 s without); the micro-kernel ran no slower.
+    options.loop_vectorization = False
+    options.loop_unrolling = False
     builder = llvm.create_pass_builder(machine, options)
     builder.getModulePassManager().run(module, builder)
 
