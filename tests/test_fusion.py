@@ -310,3 +310,36 @@ def test_structural_key_changes_with_shape_and_dtype():
     assert _key(relu_dense, *wider) != base
     assert _key(relu_dense, *doubles) != base
     assert _key(relu_dense, *S) == base  # and is deterministic
+
+
+def test_deep_elementwise_chain_is_cut_into_stages():
+    """Thousands of chained ops compile (no RecursionError): the chain is cut into stages
+    whose expressions are at most MAX_INLINE_DEPTH ops deep, each loading the one before."""
+    from jitune.lower.fuse import MAX_INLINE_DEPTH
+
+    def chain(x):
+        for _ in range(1500):
+            x = x * 1.0001 + 0.5
+        return x
+
+    x = np.linspace(-1, 1, 37)
+    kernel = jitune.kernel(chain)
+    check(chain, x, kernel=kernel)
+    stages = kernel.lower(x).compute.stages
+    assert len(stages) >= 3000 // MAX_INLINE_DEPTH
+    for previous, stage in zip(stages, stages[1:]):
+        assert previous.out in stage.reads()
+
+
+def test_buffered_node_is_loaded_not_recomputed():
+    """A value that is both returned and used later is computed once and then loaded."""
+
+    def f(x):
+        y = np.exp(x) * 2
+        return y, y.sum()
+
+    x = np.linspace(0, 1, 40)
+    low = jitune.kernel(f).lower(x)
+    producer, consumer = low.compute.stages
+    assert producer.out in consumer.reads()
+    assert "in0" not in consumer.reads()

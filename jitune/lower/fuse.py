@@ -84,6 +84,27 @@ def _fusion_candidate(root: Array, roots: set[int], uses: dict[int, int]) -> Arr
     return None
 
 
+MAX_INLINE_DEPTH = 64
+"""Longest chain of inlined ops in one expression; deeper chains get a buffer in between, so
+expression trees (and the recursion that walks them) stay shallow."""
+
+
+def _deep_nodes(nodes: list[Array], roots: set[int]) -> set[int]:
+    """Nodes at which inlined chains are cut so no expression is deeper than the limit."""
+    depth: dict[int, int] = {}
+    cut: set[int] = set()
+    for node in nodes:  # operands come first
+        below = max((depth[id(src)] for src in node.src), default=0)
+        if id(node) in roots or node.op is GraphOp.INPUT:
+            depth[id(node)] = 0
+        elif below + 1 > MAX_INLINE_DEPTH:
+            cut.add(id(node))
+            depth[id(node)] = 0
+        else:
+            depth[id(node)] = below + 1
+    return cut
+
+
 class _NotFusable(Exception):
     """The fused reduction is read at another index than the stage's own."""
 
@@ -110,6 +131,10 @@ class _Lowering:
         self.memo: dict[tuple[int, tuple[Expr, ...]], Expr] = {}
 
     def inline(self, node: Array, indices: tuple[Expr, ...]) -> Expr:
+        buffer = self.buffer_of.get(id(node))
+        if buffer is not None and node is not self.fused_acc:
+            # a node that got a buffer after it was inlined elsewhere is loaded from now on
+            return load(buffer, indices, node.dtype)
         key = (id(node), indices)
         found = self.memo.get(key)
         if found is None:
@@ -220,6 +245,7 @@ class _Lowering:
     def run(self) -> ComputeProgram:
         outputs = {id(o) for o in self.graph.outputs}
         roots = {id(n) for n in self.nodes if n.op in _COMPUTED} | outputs
+        roots |= _deep_nodes(self.nodes, roots)
         fusion: dict[int, Array] = {}
         fused: set[int] = set()
         for node in self.nodes:
