@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -182,9 +182,8 @@ def substitute(expr: Expr, mapping: dict[str, Expr]) -> Expr:
     )
 
 
-def free_vars(expr: Expr) -> set[str]:
-    """Names of the variables ``expr`` uses."""
-    names: set[str] = set()
+def nodes(expr: Expr) -> Iterator[Expr]:
+    """Each distinct node of ``expr`` once (a shared subexpression is visited once)."""
     seen: set[int] = set()
     stack = [expr]
     while stack:
@@ -192,26 +191,18 @@ def free_vars(expr: Expr) -> set[str]:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        if node.op is ExprOp.VAR:
-            names.add(node.arg)
+        yield node
         stack.extend(node.src)
-    return names
+
+
+def free_vars(expr: Expr) -> set[str]:
+    """Names of the variables ``expr`` uses."""
+    return {node.arg for node in nodes(expr) if node.op is ExprOp.VAR}
 
 
 def loads(expr: Expr) -> list[Expr]:
     """Every distinct LOAD node in ``expr``."""
-    found: dict[Expr, None] = {}
-    seen: set[int] = set()
-    stack = [expr]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if node.op is ExprOp.LOAD:
-            found[node] = None
-        stack.extend(node.src)
-    return list(found)
+    return list(dict.fromkeys(node for node in nodes(expr) if node.op is ExprOp.LOAD))
 
 
 def coefficient(index: Expr, name: str) -> int | None:
