@@ -215,3 +215,15 @@ def test_einsum_inside_larger_expression(rng):
         return np.einsum("bqk,bkd->bqd", p, v)
 
     check(attention, q, k, v)
+
+
+@pytest.mark.parametrize("spec", ["i...->i", "...ij,...jk->ik"])
+def test_einsum_unlisted_ellipsis_is_an_error_like_numpy(spec, rng):
+    """Without optimize, NumPy refuses an output that drops the '...' axes; so does jitune."""
+    operands = [random_array(rng, (2, 3, 3), "float64")] * spec.split("->")[0].count(",")
+    operands.append(random_array(rng, (2, 3, 3), "float64"))
+    with pytest.raises(ValueError):
+        np.einsum(spec, *operands)
+    kernel = jitune.kernel(lambda *xs: np.einsum(spec, *xs))
+    with pytest.raises(jitune.ShapeError, match="einsum"):
+        kernel(*operands)

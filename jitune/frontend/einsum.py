@@ -41,8 +41,13 @@ def letter_sizes(
     return sizes
 
 
-def parse(spec: str, shapes: Sequence[tuple[int, ...]]) -> Contraction:
-    """Parse ``spec`` for operands of ``shapes``; ellipses become fresh letters."""
+def parse(
+    spec: str, shapes: Sequence[tuple[int, ...]], sum_unlisted_ellipsis: bool = False
+) -> Contraction:
+    """Parse ``spec`` for operands of ``shapes``; ellipses become fresh letters.
+
+    An explicit output without ``...`` while operands have axes under ``...`` is an error in
+    NumPy's C einsum but sums those axes in its ``optimize=True`` path; the caller says which."""
     op_name = f"einsum('{spec}')"
     compact = spec.replace(" ", "")
     if "->" in compact:
@@ -79,11 +84,11 @@ def parse(spec: str, shapes: Sequence[tuple[int, ...]]) -> Contraction:
             part = part.replace("...", ell[len(ell) - count :])
         expanded.append(part)
     if explicit:
-        if "..." in output:
-            output = output.replace("...", ell)
-        elif ellipsis_ndim and any("..." in p for p in inputs):
-            # NumPy sums over ellipsis axes that the output leaves out.
-            pass
+        if ellipsis_ndim and "..." not in output and not sum_unlisted_ellipsis:
+            raise ShapeError(
+                located(f"{op_name}: operands have axes under '...' but the output has no '...'")
+            )
+        output = output.replace("...", ell)
         if len(set(output)) != len(output):
             raise ShapeError(located(f"{op_name}: output subscripts repeat a letter"))
         missing = set(output) - set("".join(expanded))

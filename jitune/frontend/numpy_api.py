@@ -194,7 +194,8 @@ def _einsum(spec: Any, *operands: Any, out: Any = None, optimize: Any = False, *
     if out is not None or kw:
         raise UnsupportedOperation(located(f"einsum('{spec}'): out=/dtype= are not supported"))
     nodes = _operand_nodes(operands, f"einsum('{spec}')")
-    return _contract(nodes, einsum.parse(spec, [n.shape for n in nodes]), f"einsum('{spec}')")
+    parsed = einsum.parse(spec, [n.shape for n in nodes], sum_unlisted_ellipsis=bool(optimize))
+    return _contract(nodes, parsed, f"einsum('{spec}')")
 
 
 # -- reductions ---------------------------------------------------------------------------------
