@@ -1,8 +1,8 @@
 """jitune: NumPy functions compiled to tuned machine code, per call signature.
 
-    @jitune.kernel
-    def dense_relu(x, w, b):
-        return np.maximum(x @ w + b, 0)
+@jitune.kernel
+def dense_relu(x, w, b):
+    return np.maximum(x @ w + b, 0)
 """
 
 from __future__ import annotations

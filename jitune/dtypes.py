@@ -15,10 +15,9 @@ import numpy as np
 
 from .errors import DTypeError
 
-SUPPORTED = tuple(
-    np.dtype(name) for name in ("bool", "int32", "int64", "float32", "float64")
-)
+SUPPORTED = tuple(np.dtype(name) for name in ("bool", "int32", "int64", "float32", "float64"))
 """Dtypes a kernel can read and write."""
+
 
 def check_supported(dtype: np.dtype, what: str) -> np.dtype:
     """Return ``dtype`` if jitune can compile it; raise :class:`DTypeError` naming ``what``."""
@@ -72,4 +71,3 @@ def result_dtype(fn: Callable[..., Any], *operands: np.dtype | WeakScalar) -> np
     """
     key = tuple(op.kind if isinstance(op, WeakScalar) else np.dtype(op) for op in operands)
     return _probe(fn, key)
-

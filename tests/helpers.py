@@ -220,9 +220,9 @@ def check(
         zip(actual_items, reference, expected_items, tolerances)
     ):
         assert type(a) is np.ndarray, f"output {position} is a {type(a).__name__}, not ndarray"
-        assert not any(
-            np.shares_memory(a, arg) for arg in args if isinstance(arg, np.ndarray)
-        ), f"output {position} shares memory with an input"
+        assert not any(np.shares_memory(a, arg) for arg in args if isinstance(arg, np.ndarray)), (
+            f"output {position} shares memory with an input"
+        )
         if reduce_len is not None:
             rtol, atol = tolerance(a.dtype, reduce_len)
         assert_close(a, ref, rtol=rtol, atol=atol, what=f"output {position} vs reference")
@@ -233,8 +233,9 @@ def check(
 # -- inputs ----------------------------------------------------------------------------------
 
 
-def random_array(rng: np.random.Generator, shape: Sequence[int], dtype: Any,
-                 low: float = -3.0, high: float = 3.0) -> np.ndarray:
+def random_array(
+    rng: np.random.Generator, shape: Sequence[int], dtype: Any, low: float = -3.0, high: float = 3.0
+) -> np.ndarray:
     """Random values of ``dtype``: floats uniform in [low, high), ints in [-20, 20], bools."""
     dtype = np.dtype(dtype)
     shape = tuple(shape)

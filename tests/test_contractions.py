@@ -44,8 +44,15 @@ def test_matmul(a_shape, b_shape, dtype, rng):
 
 @pytest.mark.parametrize(
     "a_dtype, b_dtype",
-    [("float32", "float64"), ("int32", "float32"), ("int64", "int32"), ("bool", "bool"),
-     ("bool", "float32"), ("int32", "int32"), ("int64", "int64")],
+    [
+        ("float32", "float64"),
+        ("int32", "float32"),
+        ("int64", "int32"),
+        ("bool", "bool"),
+        ("bool", "float32"),
+        ("int32", "int32"),
+        ("int64", "int64"),
+    ],
 )
 def test_matmul_dtypes(a_dtype, b_dtype, rng):
     """Result dtype is NumPy's promotion of the operands (bool @ bool is bool)."""

@@ -169,8 +169,10 @@ def test_zero_dim_array_arguments(dtype, rng):
     assert out.shape == ()
 
 
-@pytest.mark.parametrize("scalar", [np.float32(1.5), np.float64(-2.0), np.int32(3), np.int64(-4),
-                                    np.bool_(True), 7, -2.5, False])
+@pytest.mark.parametrize(
+    "scalar",
+    [np.float32(1.5), np.float64(-2.0), np.int32(3), np.int64(-4), np.bool_(True), 7, -2.5, False],
+)
 def test_scalar_arguments(scalar, rng):
     v = random_array(rng, (5, 3), "float32")
     check(lambda s, x: x * s - s, scalar, v)
@@ -287,6 +289,7 @@ def test_compiling_after_a_kernel_is_freed():
         print("ok")
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]

@@ -148,8 +148,9 @@ def test_bitwise(name, dtype, rng):
 def test_integer_floordiv_mod_semantics(dtype):
     """Floor (not truncating) division; division by zero gives 0; MIN // -1 wraps."""
     info = np.iinfo(dtype)
-    a = np.array([7, -7, 7, -7, 0, 5, -5, info.min, info.min, info.max, 3, -3, 1, 0, 9, -9, 2],
-                 dtype=dtype)
+    a = np.array(
+        [7, -7, 7, -7, 0, 5, -5, info.min, info.min, info.max, 3, -3, 1, 0, 9, -9, 2], dtype=dtype
+    )
     b = np.array([2, 2, -2, -2, 3, 0, 0, -1, 1, -1, 7, 7, -1, 0, 3, -3, -5], dtype=dtype)
     check(lambda x, y: x // y, a, b)
     check(lambda x, y: x % y, a, b)
@@ -159,10 +160,50 @@ def test_integer_floordiv_mod_semantics(dtype):
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_float_floordiv_mod_semantics(dtype):
     """NumPy's float // and % : sign of the divisor, inf/nan for zero divisors."""
-    a = np.array([7.5, -7.5, 7.5, -7.5, 0.0, -0.0, 1.0, -1.0, np.inf, 5.0, np.nan, 1e-30,
-                  6.0, -6.0, 0.3, 2.0, 1e30], dtype=dtype)
-    b = np.array([2.0, 2.0, -2.0, -2.0, 3.0, 3.0, 0.0, 0.0, 2.0, np.inf, 1.0, 3.0,
-                  3.0, 3.0, 0.1, -np.inf, 7.0], dtype=dtype)
+    a = np.array(
+        [
+            7.5,
+            -7.5,
+            7.5,
+            -7.5,
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            np.inf,
+            5.0,
+            np.nan,
+            1e-30,
+            6.0,
+            -6.0,
+            0.3,
+            2.0,
+            1e30,
+        ],
+        dtype=dtype,
+    )
+    b = np.array(
+        [
+            2.0,
+            2.0,
+            -2.0,
+            -2.0,
+            3.0,
+            3.0,
+            0.0,
+            0.0,
+            2.0,
+            np.inf,
+            1.0,
+            3.0,
+            3.0,
+            3.0,
+            0.1,
+            -np.inf,
+            7.0,
+        ],
+        dtype=dtype,
+    )
     check(lambda x, y: x // y, a, b)
     check(lambda x, y: x % y, a, b)
 
@@ -220,8 +261,10 @@ WEAK_PROMOTION = [
 
 @pytest.mark.parametrize(
     "dtype, scalar, result",
-    [pytest.param(*case, id=f"{case[0]}-{type(case[1]).__name__}{case[1]!r}") for case in
-     WEAK_PROMOTION],
+    [
+        pytest.param(*case, id=f"{case[0]}-{type(case[1]).__name__}{case[1]!r}")
+        for case in WEAK_PROMOTION
+    ],
 )
 @pytest.mark.parametrize("where", ["constant", "argument"])
 def test_scalar_promotion(dtype, scalar, result, where, rng):

@@ -62,7 +62,7 @@ def test_tolerance_grows_with_reduction_length_and_scale():
 def test_graph_tolerance_uses_the_least_precise_float():
     kernel = jitune.kernel(lambda x, y: x.sum() + y)  # a float32 sum feeding a float64 result
     x, y = np.ones(100, np.float32), np.ones(3, np.float64)
-    (rtol, atol), = graph_tolerance(kernel.lower(x, y).graph, (x, y))
+    ((rtol, atol),) = graph_tolerance(kernel.lower(x, y).graph, (x, y))
     assert rtol == tolerance("float32")[0]
     assert np.all(atol >= 100 * tolerance("float32")[1])
 

@@ -15,8 +15,11 @@ from helpers import assert_close, check, random_array
 
 import jitune
 
-THREADS = [pytest.param(None, id="default-threads"), pytest.param(1, id="1-thread"),
-           pytest.param(3, id="3-threads")]
+THREADS = [
+    pytest.param(None, id="default-threads"),
+    pytest.param(1, id="1-thread"),
+    pytest.param(3, id="3-threads"),
+]
 
 
 def _run(kernel, *args, threads):
@@ -33,8 +36,7 @@ def _is_parallel(kernel, *args) -> bool:
 @pytest.fixture(scope="module")
 def big():
     rng = np.random.default_rng(2048)
-    return (random_array(rng, (2048, 2048), "float32"),
-            random_array(rng, (2048, 2048), "float32"))
+    return (random_array(rng, (2048, 2048), "float32"), random_array(rng, (2048, 2048), "float32"))
 
 
 @jitune.kernel
@@ -85,8 +87,10 @@ def test_large_elementwise_non_contiguous(big, threads):
 @pytest.fixture(scope="module")
 def square():
     rng = np.random.default_rng(512)
-    return (random_array(rng, (512, 512), "float32", -1, 1),
-            random_array(rng, (512, 512), "float32", -1, 1))
+    return (
+        random_array(rng, (512, 512), "float32", -1, 1),
+        random_array(rng, (512, 512), "float32", -1, 1),
+    )
 
 
 @pytest.mark.parametrize("threads", THREADS)

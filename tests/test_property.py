@@ -46,7 +46,7 @@ def shapes(draw, min_dims: int = 0, max_dims: int = 3, allow_empty: bool = True)
 def broadcast_operand_shape(draw, out_shape: tuple[int, ...]):
     """A shape that broadcasts to ``out_shape``: a suffix of it with some axes set to 1."""
     keep = max(0, len(out_shape) - draw(st.sampled_from((0, 0, 0, 1, 2, 3))))
-    suffix = out_shape[len(out_shape) - keep:]
+    suffix = out_shape[len(out_shape) - keep :]
     return tuple(1 if draw(st.sampled_from((False, False, False, True))) else d for d in suffix)
 
 
@@ -201,8 +201,10 @@ def trees(draw, input_dtypes: tuple[np.dtype, ...], depth: int, leaf: bool = Tru
     if kind == "unary":
         child, dtype = draw(trees(input_dtypes, depth - 1))
         valid = [
-            name for name, fn in UNARY.items()
-            if "~" not in name and not _restricted(name, [dtype])
+            name
+            for name, fn in UNARY.items()
+            if "~" not in name
+            and not _restricted(name, [dtype])
             and _probe(fn, _example(dtype)) is not None
         ]
         if not valid:
@@ -229,8 +231,10 @@ def trees(draw, input_dtypes: tuple[np.dtype, ...], depth: int, leaf: bool = Tru
         ]
         fallback = (left, left_dtype) if left[0] != "const" else (right, right_dtype)
         valid = [
-            name for name, fn in BINARY.items()
-            if "~" not in name and not _restricted(name, [left_dtype, right_dtype])
+            name
+            for name, fn in BINARY.items()
+            if "~" not in name
+            and not _restricted(name, [left_dtype, right_dtype])
             and _probe(fn, *examples) is not None
         ]
         if not valid:
@@ -246,8 +250,9 @@ def trees(draw, input_dtypes: tuple[np.dtype, ...], depth: int, leaf: bool = Tru
     second, second_dtype = draw(trees(input_dtypes, depth - 1))
     third, third_dtype = draw(trees(input_dtypes, depth - 1))
     name = draw(st.sampled_from(sorted(TERNARY)))
-    dtype = _probe(TERNARY[name], _example(first_dtype), _example(second_dtype),
-                   _example(third_dtype))
+    dtype = _probe(
+        TERNARY[name], _example(first_dtype), _example(second_dtype), _example(third_dtype)
+    )
     if dtype is None:
         return first, first_dtype
     return ("ternary", name, first, second, third), dtype
@@ -286,8 +291,7 @@ def elementwise_cases(draw):
     out_shape = draw(shapes())
     count = draw(st.sampled_from((1, 2, 2, 3, 3)))
     # the first input has every axis of the result (some may be 1); the others broadcast
-    first = tuple(1 if draw(st.sampled_from((False, False, False, True))) else d
-                  for d in out_shape)
+    first = tuple(1 if draw(st.sampled_from((False, False, False, True))) else d for d in out_shape)
     inputs = [draw(operands(first))]
     inputs += [draw(operands(draw(broadcast_operand_shape(out_shape)))) for _ in range(count - 1)]
     tree, _ = draw(trees(tuple(np.dtype(op.dtype) for op in inputs), depth=4, leaf=False))
@@ -352,9 +356,16 @@ def reduction_cases(draw):
         signed = tuple(a - ndim if draw(st.booleans()) else a for a in axes)
         axis = draw(st.sampled_from([None, signed, signed[0] if len(signed) == 1 else None]))
     pre = draw(st.sampled_from(sorted(PRE)))
-    return ReductionCase(name, operand, axis, draw(st.booleans()), pre,
-                         draw(st.sampled_from(sorted(POST))), draw(st.booleans()),
-                         draw(st.integers(0, 2**32 - 1)))
+    return ReductionCase(
+        name,
+        operand,
+        axis,
+        draw(st.booleans()),
+        pre,
+        draw(st.sampled_from(sorted(POST))),
+        draw(st.booleans()),
+        draw(st.integers(0, 2**32 - 1)),
+    )
 
 
 @settings(max_examples=120)
@@ -492,8 +503,9 @@ def programs(draw, square: bool, depth: int):
     shape that broadcasts to (m, n)) enters as a binary operand; w (arg 2) is the weight."""
     if depth == 0 or draw(st.sampled_from((False, False, False, True))):
         return ("arg", 0)
-    kind = draw(st.sampled_from(("unary", "binary", "binary", "reduce", "reduce", "matmul",
-                                 "view")))
+    kind = draw(
+        st.sampled_from(("unary", "binary", "binary", "reduce", "reduce", "matmul", "view"))
+    )
     child = draw(programs(square, depth - 1))
     if kind == "unary":
         return ("unary", draw(st.sampled_from(sorted(PROGRAM_UNARY))), child)
@@ -502,8 +514,12 @@ def programs(draw, square: bool, depth: int):
         pair = (child, other) if draw(st.booleans()) else (other, child)
         return ("binary", draw(st.sampled_from(sorted(PROGRAM_BINARY))), *pair)
     if kind == "reduce":  # reduce and broadcast back against the operand
-        return ("reduce", draw(st.sampled_from(sorted(PROGRAM_REDUCE))),
-                draw(st.sampled_from((0, 1, -1))), child)
+        return (
+            "reduce",
+            draw(st.sampled_from(sorted(PROGRAM_REDUCE))),
+            draw(st.sampled_from((0, 1, -1))),
+            child,
+        )
     if kind == "matmul":
         return ("matmul", child)
     views = sorted(PROGRAM_VIEWS) if square else ["flip cols", "flip rows"]
@@ -575,8 +591,10 @@ def test_tree_generator_covers_every_operation():
     @settings(max_examples=400, database=None)
     @given(st.data())
     def collect(data):
-        dtypes = tuple(np.dtype(d) for d in data.draw(st.lists(
-            st.sampled_from(SUPPORTED_DTYPES), min_size=1, max_size=3)))
+        dtypes = tuple(
+            np.dtype(d)
+            for d in data.draw(st.lists(st.sampled_from(SUPPORTED_DTYPES), min_size=1, max_size=3))
+        )
         tree, _ = data.draw(trees(dtypes, depth=4))
         stack = [tree]
         while stack:
@@ -598,4 +616,3 @@ def test_einsum_generator_makes_valid_specs():
         np.einsum(case.spec, *(np.ones(s) for s in shapes_))
 
     valid()
-

@@ -113,10 +113,18 @@ def test_var_std_ddof(rng):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_nan_handling(dtype):
-    x = np.array([[1.0, np.nan, 3.0, -1.0] * 5, [2.0, 1.0, np.nan, np.nan] * 5,
-                  [np.inf, -np.inf, 0.0, 1.0] * 5], dtype=dtype)
-    check(lambda a: (a.max(axis=1), a.min(axis=1), a.sum(axis=1), a.argmax(axis=1),
-                     a.argmin(axis=1)), x)
+    x = np.array(
+        [
+            [1.0, np.nan, 3.0, -1.0] * 5,
+            [2.0, 1.0, np.nan, np.nan] * 5,
+            [np.inf, -np.inf, 0.0, 1.0] * 5,
+        ],
+        dtype=dtype,
+    )
+    check(
+        lambda a: (a.max(axis=1), a.min(axis=1), a.sum(axis=1), a.argmax(axis=1), a.argmin(axis=1)),
+        x,
+    )
     check(lambda a: (a.max(axis=0), a.argmax(axis=0), a.argmin(axis=0), a.argmax()), x)
 
 
@@ -182,8 +190,12 @@ def test_layernorm(dtype, rng):
         var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
         return (x - mu) / np.sqrt(var + 1e-5) * g + b
 
-    check(layernorm, random_array(rng, (17, 33), dtype), random_array(rng, (33,), dtype),
-          random_array(rng, (33,), dtype))
+    check(
+        layernorm,
+        random_array(rng, (17, 33), dtype),
+        random_array(rng, (33,), dtype),
+        random_array(rng, (33,), dtype),
+    )
     # normalized rows (the absolute tolerance above scales with the row sums; this is tight)
     ones, zeros = np.ones(33, dtype), np.zeros(33, dtype)
     out = check(layernorm, random_array(rng, (17, 33), dtype), ones, zeros)

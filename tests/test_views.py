@@ -123,9 +123,7 @@ def test_zero_dim_views():
     check(lambda a: (a.reshape(1, 1), a[None], a[...], a.T, np.broadcast_to(a, (2, 3))), x)
 
 
-ASTYPE_CASES = [
-    (src, dst) for src in SUPPORTED_DTYPES for dst in SUPPORTED_DTYPES
-]
+ASTYPE_CASES = [(src, dst) for src in SUPPORTED_DTYPES for dst in SUPPORTED_DTYPES]
 
 
 @pytest.mark.parametrize("src, dst", ASTYPE_CASES, ids=[f"{s}->{d}" for s, d in ASTYPE_CASES])

@@ -121,8 +121,7 @@ class _Function:
         found = self._cacheable.get(expr)
         if found is None:
             found = all(
-                node.arg not in self.written and node.arg not in self.locals
-                for node in loads(expr)
+                node.arg not in self.written and node.arg not in self.locals for node in loads(expr)
             )
             self._cacheable[expr] = found
         return found
@@ -162,7 +161,9 @@ class _Function:
             return ops.select(self, args[0], args[1], args[2])
         if op is ExprOp.CAST:
             source = expr.src[0].dtype
-            return ops.cast(self, args[0], _kind(source), _kind(expr.dtype), register_type(expr.dtype))
+            return ops.cast(
+                self, args[0], _kind(source), _kind(expr.dtype), register_type(expr.dtype)
+            )
         raise NotImplementedError(op)
 
     def address(self, buffer: str, indices: tuple[Expr, ...]) -> tuple[str, np.dtype, Expr]:
@@ -186,7 +187,9 @@ class _Function:
                 return ptr, lanes
             index = self.expr(flat)
             ptrs = self.tmp()
-            self.line(f"{ptrs} = getelementptr inbounds {mem}, ptr {pointer}, {index.type} {index.ref}")
+            self.line(
+                f"{ptrs} = getelementptr inbounds {mem}, ptr {pointer}, {index.type} {index.ref}"
+            )
             return ptrs, -lanes
         index = self.expr(flat)
         ptr = self.tmp()
@@ -208,10 +211,15 @@ class _Function:
                 p = ops.instr(self, f"extractelement <{lanes} x ptr> {ptr}, i64 {lane}", "ptr", 1)
                 x = ops.instr(self, f"load {mem}, ptr {p.ref}, align {align}", mem, 1)
                 value = ops.instr(
-                    self, f"insertelement {value.type} {value.ref}, {mem} {x.ref}, i64 {lane}", mem, lanes
+                    self,
+                    f"insertelement {value.type} {value.ref}, {mem} {x.ref}, i64 {lane}",
+                    mem,
+                    lanes,
                 )
         if reg != mem:  # bool: one byte in memory, i1 in registers
-            value = ops.instr(self, f"icmp ne {value.type} {value.ref}, zeroinitializer", "i1", lanes)
+            value = ops.instr(
+                self, f"icmp ne {value.type} {value.ref}, zeroinitializer", "i1", lanes
+            )
         return value
 
     def store(self, stmt: Store) -> None:
@@ -222,7 +230,12 @@ class _Function:
         align = np.dtype(dtype).itemsize
         value = ops.splat(self, value, abs(lanes))
         if reg != mem:
-            value = ops.instr(self, f"zext {value.type} {value.ref} to {vector_type(mem, value.lanes)}", mem, value.lanes)
+            value = ops.instr(
+                self,
+                f"zext {value.type} {value.ref} to {vector_type(mem, value.lanes)}",
+                mem,
+                value.lanes,
+            )
         if lanes >= 1:
             self.line(f"store {value.type} {value.ref}, ptr {ptr}, align {align}")
             return
@@ -249,7 +262,9 @@ class _Function:
 
     def alloc(self, stmt: Alloc) -> None:
         ref = f"%a_{stmt.buffer}_{self.label('')}"
-        self.allocas.append(f"  {ref} = alloca {memory_type(stmt.dtype)}, i64 {stmt.size}, align 64")
+        self.allocas.append(
+            f"  {ref} = alloca {memory_type(stmt.dtype)}, i64 {stmt.size}, align 64"
+        )
         self.locals[stmt.buffer] = (ref, stmt.dtype)
 
     def scoped(self, body: Stmt) -> None:
@@ -351,7 +366,10 @@ class _Module:
     def entry(self) -> str:
         buffers = self.program.buffers
         params = ", ".join(f"ptr %o{k}" for k in range(len(buffers)))
-        lines = [f"define void @{ENTRY}({params}) nounwind {{", f"  %bufs = alloca ptr, i64 {max(len(buffers), 1)}"]
+        lines = [
+            f"define void @{ENTRY}({params}) nounwind {{",
+            f"  %bufs = alloca ptr, i64 {max(len(buffers), 1)}",
+        ]
         for k in range(len(buffers)):
             lines.append(f"  %f{k} = getelementptr i8, ptr %o{k}, i64 {self.data_offset}")
             lines.append(f"  %d{k} = load ptr, ptr %f{k}")
@@ -360,7 +378,9 @@ class _Module:
         for kernel in self.program.kernels:
             extent = _parallel_stop(kernel)
             if kernel.parallel:
-                lines.append(f"  call void @{PARALLEL_FOR}(ptr @{kernel.name}, ptr %bufs, i64 {extent})")
+                lines.append(
+                    f"  call void @{PARALLEL_FOR}(ptr @{kernel.name}, ptr %bufs, i64 {extent})"
+                )
             else:
                 lines.append(f"  call void @{kernel.name}(ptr %bufs, i64 0, i64 {extent})")
         lines += ["  ret void", "}"]

@@ -42,7 +42,9 @@ def splat(em: Emitter, value: Val, lanes: int) -> Val:
         return value
     vec = vector_type(value.scalar, lanes)
     one = em.tmp()
-    em.line(f"{one} = insertelement {vector_type(value.scalar, lanes)} poison, {value.scalar} {value.ref}, i64 0")
+    em.line(
+        f"{one} = insertelement {vector_type(value.scalar, lanes)} poison, {value.scalar} {value.ref}, i64 0"
+    )
     out = em.tmp()
     em.line(f"{out} = shufflevector {vec} {one}, {vec} poison, <{lanes} x i32> zeroinitializer")
     return Val(out, value.scalar, lanes)
@@ -59,8 +61,9 @@ def instr(em: Emitter, text: str, scalar: str, lanes: int) -> Val:
     return Val(ref, scalar, lanes)
 
 
-def call_intrinsic(em: Emitter, name: str, args: list[Val], result_scalar: str | None = None,
-                   extra: str = "") -> Val:
+def call_intrinsic(
+    em: Emitter, name: str, args: list[Val], result_scalar: str | None = None, extra: str = ""
+) -> Val:
     """``call @llvm.<name>.<suffix>(args)``; ``extra`` appends literal arguments (e.g. ``i1 false``)."""
     first = args[0]
     scalar = result_scalar or first.scalar
@@ -86,8 +89,10 @@ def call_scalar_function(em: Emitter, name: str, args: list[Val]) -> Val:
         ]
         value = call_scalar_function(em, name, scalars)
         result = instr(
-            em, f"insertelement {result.type} {result.ref}, {value.scalar} {value.ref}, i64 {lane}",
-            first.scalar, first.lanes,
+            em,
+            f"insertelement {result.type} {result.ref}, {value.scalar} {value.ref}, i64 {lane}",
+            first.scalar,
+            first.lanes,
         )
     return result
 
@@ -107,7 +112,9 @@ _INTRINSIC = {
 def select(em: Emitter, cond: Val, a: Val, b: Val) -> Val:
     lanes = max(cond.lanes, a.lanes, b.lanes)
     cond, a, b = splat(em, cond, lanes), splat(em, a, lanes), splat(em, b, lanes)
-    return instr(em, f"select {cond.type} {cond.ref}, {a.type} {a.ref}, {b.type} {b.ref}", a.scalar, lanes)
+    return instr(
+        em, f"select {cond.type} {cond.ref}, {a.type} {a.ref}, {b.type} {b.ref}", a.scalar, lanes
+    )
 
 
 def compare(em: Emitter, predicate: str, a: Val, b: Val) -> Val:
@@ -119,10 +126,17 @@ def compare(em: Emitter, predicate: str, a: Val, b: Val) -> Val:
 def unary(em: Emitter, op: UnaryOp, x: Val) -> Val:
     f = is_float(x.scalar)
     if op is UnaryOp.NEG:
-        return instr(em, f"fneg {x.type} {x.ref}", x.scalar, x.lanes) if f else \
-            instr(em, f"sub {x.type} zeroinitializer, {x.ref}", x.scalar, x.lanes)
+        return (
+            instr(em, f"fneg {x.type} {x.ref}", x.scalar, x.lanes)
+            if f
+            else instr(em, f"sub {x.type} zeroinitializer, {x.ref}", x.scalar, x.lanes)
+        )
     if op is UnaryOp.ABS:
-        return call_intrinsic(em, "fabs", [x]) if f else call_intrinsic(em, "abs", [x], extra="i1 false")
+        return (
+            call_intrinsic(em, "fabs", [x])
+            if f
+            else call_intrinsic(em, "abs", [x], extra="i1 false")
+        )
     if op is UnaryOp.EXP and x.scalar == "float":
         return exp_f32(em, x)
     if op is UnaryOp.TANH and x.scalar == "float":
@@ -162,12 +176,29 @@ _ARITH = {
     BinaryOp.INDEX_MOD: (None, "srem"),
 }
 _BOOL_ARITH = {BinaryOp.ADD: "or", BinaryOp.MUL: "and", BinaryOp.MAX: "or", BinaryOp.MIN: "and"}
-_FLOAT_CMP = {BinaryOp.EQ: "oeq", BinaryOp.NE: "une", BinaryOp.LT: "olt", BinaryOp.LE: "ole",
-              BinaryOp.GT: "ogt", BinaryOp.GE: "oge"}
-_INT_CMP = {BinaryOp.EQ: "eq", BinaryOp.NE: "ne", BinaryOp.LT: "slt", BinaryOp.LE: "sle",
-            BinaryOp.GT: "sgt", BinaryOp.GE: "sge"}
-_BOOL_CMP = {**_INT_CMP, BinaryOp.LT: "ult", BinaryOp.LE: "ule", BinaryOp.GT: "ugt",
-             BinaryOp.GE: "uge"}
+_FLOAT_CMP = {
+    BinaryOp.EQ: "oeq",
+    BinaryOp.NE: "une",
+    BinaryOp.LT: "olt",
+    BinaryOp.LE: "ole",
+    BinaryOp.GT: "ogt",
+    BinaryOp.GE: "oge",
+}
+_INT_CMP = {
+    BinaryOp.EQ: "eq",
+    BinaryOp.NE: "ne",
+    BinaryOp.LT: "slt",
+    BinaryOp.LE: "sle",
+    BinaryOp.GT: "sgt",
+    BinaryOp.GE: "sge",
+}
+_BOOL_CMP = {
+    **_INT_CMP,
+    BinaryOp.LT: "ult",
+    BinaryOp.LE: "ule",
+    BinaryOp.GT: "ugt",
+    BinaryOp.GE: "uge",
+}
 
 
 def binary(em: Emitter, op: BinaryOp, a: Val, b: Val) -> Val:
@@ -182,8 +213,11 @@ def binary(em: Emitter, op: BinaryOp, a: Val, b: Val) -> Val:
         table = _FLOAT_CMP if f else (_BOOL_CMP if a.scalar == "i1" else _INT_CMP)
         return compare(em, table[op], a, b)
     if op in (BinaryOp.MAX, BinaryOp.MIN):
-        name = ("maximum" if op is BinaryOp.MAX else "minimum") if f else (
-            "smax" if op is BinaryOp.MAX else "smin")
+        name = (
+            ("maximum" if op is BinaryOp.MAX else "minimum")
+            if f
+            else ("smax" if op is BinaryOp.MAX else "smin")
+        )
         return call_intrinsic(em, name, [a, b])
     if op is BinaryOp.POW:
         if f:
@@ -201,8 +235,12 @@ def _int_divmod(em: Emitter, a: Val, b: Val) -> tuple[Val, Val]:
     bits = int(a.scalar[1:])
     zero, one = constant(em, "0", a), constant(em, "1", a)
     is_zero = compare(em, "eq", b, zero)
-    overflow = binary(em, BinaryOp.AND, compare(em, "eq", a, constant(em, str(-(1 << (bits - 1))), a)),
-                      compare(em, "eq", b, constant(em, "-1", a)))
+    overflow = binary(
+        em,
+        BinaryOp.AND,
+        compare(em, "eq", a, constant(em, str(-(1 << (bits - 1))), a)),
+        compare(em, "eq", b, constant(em, "-1", a)),
+    )
     unsafe = binary(em, BinaryOp.OR, is_zero, overflow)
     divisor = select(em, unsafe, one, b)
     quotient = instr(em, f"sdiv {a.type} {a.ref}, {divisor.ref}", a.scalar, a.lanes)
@@ -222,9 +260,12 @@ def _float_mod(em: Emitter, a: Val, b: Val) -> tuple[Val, Val]:
     zero = constant(em, "0.0", a)
     fmod = instr(em, f"frem {a.type} {a.ref}, {b.ref}", a.scalar, a.lanes)
     nonzero = compare(em, "une", fmod, zero)
-    signs_differ = binary(em, BinaryOp.NE, compare(em, "olt", b, zero), compare(em, "olt", fmod, zero))
-    shifted = select(em, binary(em, BinaryOp.AND, nonzero, signs_differ),
-                     binary(em, BinaryOp.ADD, fmod, b), fmod)
+    signs_differ = binary(
+        em, BinaryOp.NE, compare(em, "olt", b, zero), compare(em, "olt", fmod, zero)
+    )
+    shifted = select(
+        em, binary(em, BinaryOp.AND, nonzero, signs_differ), binary(em, BinaryOp.ADD, fmod, b), fmod
+    )
     signed_zero = call_intrinsic(em, "copysign", [zero, b])
     return select(em, nonzero, shifted, signed_zero), fmod
 
@@ -233,15 +274,23 @@ def _float_floordiv(em: Emitter, a: Val, b: Val) -> Val:
     """NumPy's float floor division (computed from fmod, as npy_divmod does)."""
     zero, one = constant(em, "0.0", a), constant(em, "1.0", a)
     _, fmod = _float_mod(em, a, b)
-    div = instr(em, f"fdiv {a.type} {binary(em, BinaryOp.SUB, a, fmod).ref}, {b.ref}", a.scalar, a.lanes)
+    div = instr(
+        em, f"fdiv {a.type} {binary(em, BinaryOp.SUB, a, fmod).ref}, {b.ref}", a.scalar, a.lanes
+    )
     nonzero = compare(em, "une", fmod, zero)
-    signs_differ = binary(em, BinaryOp.NE, compare(em, "olt", b, zero), compare(em, "olt", fmod, zero))
-    div = select(em, binary(em, BinaryOp.AND, nonzero, signs_differ), binary(em, BinaryOp.SUB, div, one), div)
+    signs_differ = binary(
+        em, BinaryOp.NE, compare(em, "olt", b, zero), compare(em, "olt", fmod, zero)
+    )
+    div = select(
+        em, binary(em, BinaryOp.AND, nonzero, signs_differ), binary(em, BinaryOp.SUB, div, one), div
+    )
     floored = call_intrinsic(em, "floor", [div])
     round_up = compare(em, "ogt", binary(em, BinaryOp.SUB, div, floored), constant(em, "0.5", a))
     floored = select(em, round_up, binary(em, BinaryOp.ADD, floored, one), floored)
     quotient = instr(em, f"fdiv {a.type} {a.ref}, {b.ref}", a.scalar, a.lanes)
-    result = select(em, compare(em, "une", div, zero), floored, call_intrinsic(em, "copysign", [zero, quotient]))
+    result = select(
+        em, compare(em, "une", div, zero), floored, call_intrinsic(em, "copysign", [zero, quotient])
+    )
     return select(em, compare(em, "oeq", b, zero), quotient, result)
 
 
@@ -252,7 +301,12 @@ def cast(em: Emitter, x: Val, src_kind: str, dst_kind: str, dst_scalar: str) -> 
     lanes = x.lanes
     if dst_kind == "b":
         zero = constant(em, "0.0" if src_kind == "f" else "0", x)
-        return instr(em, f"{'fcmp une' if src_kind == 'f' else 'icmp ne'} {x.type} {x.ref}, {zero.ref}", "i1", lanes)
+        return instr(
+            em,
+            f"{'fcmp une' if src_kind == 'f' else 'icmp ne'} {x.type} {x.ref}, {zero.ref}",
+            "i1",
+            lanes,
+        )
     dst = vector_type(dst_scalar, lanes)
     if src_kind == "b":
         op = "uitofp" if dst_kind == "f" else "zext"
@@ -262,7 +316,12 @@ def cast(em: Emitter, x: Val, src_kind: str, dst_kind: str, dst_scalar: str) -> 
         # saturating, so out-of-range values are defined (NumPy leaves them unspecified)
         name = f"fptosi.sat.{intrinsic_suffix(dst_scalar, lanes)}"
         em.declare(f"declare {dst} @llvm.{name}.{intrinsic_suffix(x.scalar, lanes)}({x.type})")
-        return instr(em, f"call {dst} @llvm.{name}.{intrinsic_suffix(x.scalar, lanes)}({x.type} {x.ref})", dst_scalar, lanes)
+        return instr(
+            em,
+            f"call {dst} @llvm.{name}.{intrinsic_suffix(x.scalar, lanes)}({x.type} {x.ref})",
+            dst_scalar,
+            lanes,
+        )
     elif src_kind == "f":
         op = "fpext" if dst_scalar == "double" else "fptrunc"
     else:
@@ -305,10 +364,21 @@ done0:
 # scalar call per lane. These polynomial forms (Cephes' expf and tanhf coefficients, accurate
 # to about 2 ulp) keep float32 exp and tanh in SIMD registers.
 
-_EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
-             1.6666665459e-1, 5.0000001201e-1)
-_TANH_POLY = (-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1,
-              -3.33332819422e-1)
+_EXP_POLY = (
+    1.9875691500e-4,
+    1.3981999507e-3,
+    8.3334519073e-3,
+    4.1665795894e-2,
+    1.6666665459e-1,
+    5.0000001201e-1,
+)
+_TANH_POLY = (
+    -5.70498872745e-3,
+    2.06390887954e-2,
+    -5.37397155531e-2,
+    1.33314422036e-1,
+    -3.33332819422e-1,
+)
 
 
 def _f32(em: Emitter, value: float, like: Val) -> Val:
@@ -327,28 +397,45 @@ def _horner(em: Emitter, coefficients: tuple[float, ...], x: Val) -> Val:
 def _pow2_int(em: Emitter, n: Val) -> Val:
     """2**n as float32 for an i32 ``n`` in [-126, 127]."""
     biased = binary(em, BinaryOp.ADD, n, constant(em, "127", n))
-    shifted = instr(em, f"shl {biased.type} {biased.ref}, {constant(em, '23', n).ref}", "i32", n.lanes)
-    return instr(em, f"bitcast {shifted.type} {shifted.ref} to {vector_type('float', n.lanes)}",
-                 "float", n.lanes)
+    shifted = instr(
+        em, f"shl {biased.type} {biased.ref}, {constant(em, '23', n).ref}", "i32", n.lanes
+    )
+    return instr(
+        em,
+        f"bitcast {shifted.type} {shifted.ref} to {vector_type('float', n.lanes)}",
+        "float",
+        n.lanes,
+    )
 
 
 def exp_f32(em: Emitter, x: Val) -> Val:
     """exp(x) for float32 by range reduction to [-ln2/2, ln2/2] and a degree-6 polynomial."""
-    clamped = call_intrinsic(em, "maxnum", [call_intrinsic(em, "minnum", [x, _f32(em, 88.8, x)]),
-                                            _f32(em, -104.0, x)])
-    scaled = binary(em, BinaryOp.ADD, binary(em, BinaryOp.MUL, clamped, _f32(em, 1.44269504088896341, x)),
-                    _f32(em, 0.5, x))
+    clamped = call_intrinsic(
+        em, "maxnum", [call_intrinsic(em, "minnum", [x, _f32(em, 88.8, x)]), _f32(em, -104.0, x)]
+    )
+    scaled = binary(
+        em,
+        BinaryOp.ADD,
+        binary(em, BinaryOp.MUL, clamped, _f32(em, 1.44269504088896341, x)),
+        _f32(em, 0.5, x),
+    )
     n_float = call_intrinsic(em, "floor", [scaled])
-    r = binary(em, BinaryOp.SUB, clamped, binary(em, BinaryOp.MUL, n_float, _f32(em, 0.693359375, x)))
+    r = binary(
+        em, BinaryOp.SUB, clamped, binary(em, BinaryOp.MUL, n_float, _f32(em, 0.693359375, x))
+    )
     r = binary(em, BinaryOp.SUB, r, binary(em, BinaryOp.MUL, n_float, _f32(em, -2.12194440e-4, x)))
     r2 = binary(em, BinaryOp.MUL, r, r)
     y = binary(em, BinaryOp.MUL, _horner(em, _EXP_POLY, r), r2)
     y = binary(em, BinaryOp.ADD, binary(em, BinaryOp.ADD, y, r), _f32(em, 1.0, x))
-    n = instr(em, f"fptosi {n_float.type} {n_float.ref} to {vector_type('i32', x.lanes)}", "i32", x.lanes)
+    n = instr(
+        em, f"fptosi {n_float.type} {n_float.ref} to {vector_type('i32', x.lanes)}", "i32", x.lanes
+    )
     half = instr(em, f"ashr {n.type} {n.ref}, {constant(em, '1', n).ref}", "i32", x.lanes)
     rest = binary(em, BinaryOp.SUB, n, half)
     # two factors of 2**(n/2), so results in the subnormal range are still right
-    y = binary(em, BinaryOp.MUL, binary(em, BinaryOp.MUL, y, _pow2_int(em, half)), _pow2_int(em, rest))
+    y = binary(
+        em, BinaryOp.MUL, binary(em, BinaryOp.MUL, y, _pow2_int(em, half)), _pow2_int(em, rest)
+    )
     overflow = compare(em, "ogt", x, _f32(em, 88.72283935546875, x))
     y = select(em, overflow, _f32(em, float("inf"), x), y)
     return select(em, compare(em, "uno", x, x), x, y)
@@ -358,9 +445,23 @@ def tanh_f32(em: Emitter, x: Val) -> Val:
     """tanh(x) for float32: an odd polynomial near 0, 1 - 2 / (exp(2|x|) + 1) elsewhere."""
     magnitude = call_intrinsic(em, "fabs", [x])
     z = binary(em, BinaryOp.MUL, x, x)
-    small = binary(em, BinaryOp.ADD, binary(em, BinaryOp.MUL, binary(em, BinaryOp.MUL, _horner(em, _TANH_POLY, z), z), x), x)
+    small = binary(
+        em,
+        BinaryOp.ADD,
+        binary(em, BinaryOp.MUL, binary(em, BinaryOp.MUL, _horner(em, _TANH_POLY, z), z), x),
+        x,
+    )
     e = exp_f32(em, binary(em, BinaryOp.MUL, magnitude, _f32(em, 2.0, x)))
-    large = binary(em, BinaryOp.SUB, _f32(em, 1.0, x),
-                   instr(em, f"fdiv {e.type} {_f32(em, 2.0, x).ref}, {binary(em, BinaryOp.ADD, e, _f32(em, 1.0, x)).ref}", "float", x.lanes))
+    large = binary(
+        em,
+        BinaryOp.SUB,
+        _f32(em, 1.0, x),
+        instr(
+            em,
+            f"fdiv {e.type} {_f32(em, 2.0, x).ref}, {binary(em, BinaryOp.ADD, e, _f32(em, 1.0, x)).ref}",
+            "float",
+            x.lanes,
+        ),
+    )
     large = call_intrinsic(em, "copysign", [large, x])
     return select(em, compare(em, "olt", magnitude, _f32(em, 0.625, x)), small, large)

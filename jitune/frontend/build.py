@@ -94,7 +94,9 @@ def normalize_axes(
     elif isinstance(axis, (tuple, list)):
         items = tuple(axis)
     else:
-        raise ShapeError(located(f"{op_name}: axis must be an int or a tuple of ints, got {axis!r}"))
+        raise ShapeError(
+            located(f"{op_name}: axis must be an int or a tuple of ints, got {axis!r}")
+        )
     result = []
     for item in items:
         if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
@@ -128,9 +130,7 @@ def reduce(op: ReduceOp, x: Array, axis: Any, keepdims: bool, dtype: np.dtype) -
         body, out_dtype = x, np.dtype(np.int64)
     else:
         body, out_dtype = cast(x, dtype), np.dtype(dtype)
-    shape = tuple(
-        1 if i in axes else d for i, d in enumerate(x.shape) if keepdims or i not in axes
-    )
+    shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape) if keepdims or i not in axes)
     return Array(GraphOp.REDUCE, (body,), shape, out_dtype, Reduction(op, axes, bool(keepdims)))
 
 
@@ -173,7 +173,9 @@ def reshape(x: Array, shape: Sequence[int] | int) -> Array:
     return Array(GraphOp.RESHAPE, (x,), new_shape, x.dtype)
 
 
-def slice_axes(x: Array, starts: Sequence[int], steps: Sequence[int], counts: Sequence[int]) -> Array:
+def slice_axes(
+    x: Array, starts: Sequence[int], steps: Sequence[int], counts: Sequence[int]
+) -> Array:
     if all(s == 0 for s in starts) and all(s == 1 for s in steps) and tuple(counts) == x.shape:
         return x
     arg = tuple(zip((int(s) for s in starts), (int(s) for s in steps)))

@@ -126,11 +126,14 @@ def pairwise(spec: Contraction) -> list[Contraction]:
     return steps
 
 
-def matmul_spec(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> Contraction:
+def matmul_spec(
+    a_shape: tuple[int, ...], b_shape: tuple[int, ...], name: str = "matmul"
+) -> Contraction:
     """The contraction ``np.matmul`` performs (1-D operands promoted and dropped as NumPy does)."""
-    name = "matmul"
     if not a_shape or not b_shape:
-        raise ShapeError(located(f"{name}: operands must be at least 1-D, got {a_shape} and {b_shape}"))
+        raise ShapeError(
+            located(f"{name}: operands must be at least 1-D, got {a_shape} and {b_shape}")
+        )
     a_1d, b_1d = len(a_shape) == 1, len(b_shape) == 1
     a_core = "k" if a_1d else "ik"
     b_core = "k" if b_1d else "kj"
@@ -159,7 +162,7 @@ def matmul_spec(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> Contracti
 def dot_spec(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> Contraction:
     """``np.dot``: sum over the last axis of ``a`` and the second-to-last of ``b``."""
     if len(a_shape) <= 2 and len(b_shape) <= 2 and a_shape and b_shape:
-        return matmul_spec(a_shape, b_shape)
+        return matmul_spec(a_shape, b_shape, "dot")
     a_sub = _LETTERS[: len(a_shape)]
     rest = _LETTERS[len(a_shape) : len(a_shape) + len(b_shape)]
     if not b_shape:
@@ -172,7 +175,9 @@ def dot_spec(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> Contraction:
     b_sub = b_sub[:axis] + contracted + b_sub[axis + 1 :]
     if a_shape[-1] != b_shape[axis]:
         raise ShapeError(
-            located(f"dot: shapes {a_shape} and {b_shape} are not aligned: {a_shape[-1]} != {b_shape[axis]}")
+            located(
+                f"dot: shapes {a_shape} and {b_shape} are not aligned: {a_shape[-1]} != {b_shape[axis]}"
+            )
         )
     out = a_sub[:-1] + b_sub.replace(contracted, "")
     return Contraction((a_sub, b_sub), out)
@@ -185,7 +190,9 @@ def tensordot_spec(
     name = "tensordot"
     if isinstance(axes, int):
         if axes < 0 or axes > min(len(a_shape), len(b_shape)):
-            raise ShapeError(located(f"{name}: axes={axes} is invalid for shapes {a_shape}, {b_shape}"))
+            raise ShapeError(
+                located(f"{name}: axes={axes} is invalid for shapes {a_shape}, {b_shape}")
+            )
         a_axes = list(range(len(a_shape) - axes, len(a_shape)))
         b_axes = list(range(axes))
     else:

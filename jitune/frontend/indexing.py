@@ -19,8 +19,10 @@ def _expand_key(key: Any, ndim: int, shape: tuple[int, ...]) -> list[Any]:
             # NumPy reads a bool scalar as a 0-d boolean mask (advanced indexing: x[True]
             # adds an axis, x[False] empties it), not as the integer 1 or 0.
             raise UnsupportedOperation(
-                located(f"indexing with the boolean scalar {item!r} (shape {shape}) is "
-                        "advanced indexing, which jitune does not support")
+                located(
+                    f"indexing with the boolean scalar {bool(item)} (shape {shape}) is "
+                    "advanced indexing, which jitune does not support"
+                )
             )
         if not (item is None or item is Ellipsis or isinstance(item, (int, np.integer, slice))):
             raise UnsupportedOperation(
@@ -30,7 +32,8 @@ def _expand_key(key: Any, ndim: int, shape: tuple[int, ...]) -> list[Any]:
                 )
             )
         if isinstance(item, slice) and not all(
-            v is None or isinstance(v, (int, np.integer)) for v in (item.start, item.stop, item.step)
+            v is None or isinstance(v, (int, np.integer))
+            for v in (item.start, item.stop, item.step)
         ):
             raise UnsupportedOperation(located(f"indexing with slice {item}: bounds must be ints"))
     if sum(item is Ellipsis for item in items) > 1:
@@ -60,7 +63,9 @@ def basic_index(node: Array, key: Any) -> Array:
         extent = node.shape[axis]
         if isinstance(item, slice):
             if item.step is not None and int(item.step) == 0:
-                raise ShapeError(located(f"indexing: slice step cannot be zero (shape {node.shape})"))
+                raise ShapeError(
+                    located(f"indexing: slice step cannot be zero (shape {node.shape})")
+                )
             start, stop, step = item.indices(extent)
             count = len(range(start, stop, step))
             starts.append(start if count else 0)

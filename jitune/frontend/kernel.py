@@ -19,21 +19,25 @@ from ..runtime.devices import device_of
 from .trace import ArgSpec, Structure, trace
 
 
-def _report(name: str, device: Device, specs: Sequence[ArgSpec], lowered: Lowered,
-            seconds: float) -> None:
+def _report(
+    name: str, device: Device, specs: Sequence[ArgSpec], lowered: Lowered, seconds: float
+) -> None:
     """The JITUNE_DEBUG ladder, printed to stderr: 1 compiles, 3 loop IR, 4 source, 5 IR."""
     level = config.get().debug
     if level < 1:
         return
     shapes = ", ".join(f"{s.dtype}{list(s.shape)}" for s in specs)
-    print(f"jitune: compiled {name}({shapes}) for {device.name} in {1e3 * seconds:.1f} ms",
-          file=sys.stderr)
+    print(
+        f"jitune: compiled {name}({shapes}) for {device.name} in {1e3 * seconds:.1f} ms",
+        file=sys.stderr,
+    )
     if level >= 5:
         print(f"{lowered.graph}\n\n{lowered.compute}", file=sys.stderr)
     if level >= 3:
         print(lowered.loops, file=sys.stderr)
     if level >= 4:
         print(lowered.source, file=sys.stderr)
+
 
 _PYTHON_SCALARS = {bool: np.dtype(bool), int: np.dtype(np.int64), float: np.dtype(np.float64)}
 
@@ -60,7 +64,9 @@ def _spec(arg: Any, position: int, name: str) -> ArgSpec:
     if isinstance(arg, complex) or (
         isinstance(arg, (np.ndarray, np.generic)) and arg.dtype.kind == "c"
     ):
-        raise DTypeError(f"{name}: argument {position} is complex; jitune supports real dtypes only")
+        raise DTypeError(
+            f"{name}: argument {position} is complex; jitune supports real dtypes only"
+        )
     if isinstance(arg, np.generic):
         dtype = dtypes.check_supported(arg.dtype, f"{name}: argument {position}")
         return ArgSpec((), dtype, ())
@@ -72,7 +78,9 @@ def _spec(arg: Any, position: int, name: str) -> ArgSpec:
             "subclass); pass np.asarray(...) of it if plain-array semantics are meant"
         )
     if isinstance(arg, np.ndarray):
-        dtype = dtypes.check_supported(arg.dtype, f"{name}: argument {position} (shape {arg.shape})")
+        dtype = dtypes.check_supported(
+            arg.dtype, f"{name}: argument {position} (shape {arg.shape})"
+        )
         if any(s % arg.itemsize for s in arg.strides):
             raise ArgumentError(
                 f"{name}: argument {position} has strides {arg.strides} that are not multiples "
@@ -89,17 +97,33 @@ def _spec(arg: Any, position: int, name: str) -> ArgSpec:
 class _Entry:
     """A compiled signature: converts scalars, allocates outputs, runs the program."""
 
-    __slots__ = ("program", "launch", "empty", "lowered", "scalars", "allocations", "results",
-                 "structure")
+    __slots__ = (
+        "program",
+        "launch",
+        "empty",
+        "lowered",
+        "scalars",
+        "allocations",
+        "results",
+        "structure",
+    )
 
-    def __init__(self, lowered: Lowered, program: Program, device: Device, args: Sequence[Any],
-                 specs: Sequence[ArgSpec], structure: Structure) -> None:
+    def __init__(
+        self,
+        lowered: Lowered,
+        program: Program,
+        device: Device,
+        args: Sequence[Any],
+        specs: Sequence[ArgSpec],
+        structure: Structure,
+    ) -> None:
         self.lowered = lowered
         self.program = program  # keeps the machine code alive
         self.launch = program.launch
         self.empty = device.empty
         self.scalars = tuple(
-            (position, spec.dtype) for position, (arg, spec) in enumerate(zip(args, specs))
+            (position, spec.dtype)
+            for position, (arg, spec) in enumerate(zip(args, specs))
             if not isinstance(arg, np.ndarray)
         )
         buffers = lowered.loops.buffers
@@ -175,7 +199,9 @@ class Kernel:
                 arrays.append(arg)
             else:  # a shape/dtype description without data
                 shape = tuple(int(d) for d in arg.shape)
-                dtype = dtypes.check_supported(np.dtype(arg.dtype), f"{self.name}: argument {position}")
+                dtype = dtypes.check_supported(
+                    np.dtype(arg.dtype), f"{self.name}: argument {position}"
+                )
                 specs.append(ArgSpec(shape, dtype, contiguous_strides(shape)))
         return self._lower(specs, device_of(arrays, self.name))[0]
 

@@ -155,7 +155,9 @@ def _both_bool(a: Any, b: Any) -> bool:
 def _contract(operands: Sequence[Array], spec: Any, name: str) -> Tracer:
     dtype = supported(np.result_type(*(op.dtype for op in operands)), name)
     steps = einsum.pairwise(spec)
-    current = build.contract([operands[0], operands[1]] if len(operands) > 1 else operands, steps[0], dtype)
+    current = build.contract(
+        [operands[0], operands[1]] if len(operands) > 1 else operands, steps[0], dtype
+    )
     for position, step in enumerate(steps[1:], start=2):
         current = build.contract([current, operands[position]], step, dtype)
     return _wrap(current)
@@ -209,8 +211,13 @@ def _no_extras(name: str, **extras: Any) -> None:
 
 def _reduction(op: ReduceOp, default_dtype: Callable[[np.dtype], np.dtype]) -> Callable[..., Any]:
     def handler(
-        a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: Any = False,
-        initial: Any = np._NoValue, where: Any = np._NoValue,
+        a: Any,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        keepdims: Any = False,
+        initial: Any = np._NoValue,
+        where: Any = np._NoValue,
     ) -> Tracer:
         _no_extras(op.value, out=out, initial=initial, where=where)
         node = _operand_nodes((a,), f"np.{op.value}")[0]
@@ -225,8 +232,12 @@ def _extremum(op: ReduceOp) -> Callable[..., Any]:
     """np.max/np.min: NumPy's signature has no ``dtype`` (``np.max(a, axis, out, keepdims)``)."""
 
     def handler(
-        a: Any, axis: Any = None, out: Any = None, keepdims: Any = False,
-        initial: Any = np._NoValue, where: Any = np._NoValue,
+        a: Any,
+        axis: Any = None,
+        out: Any = None,
+        keepdims: Any = False,
+        initial: Any = np._NoValue,
+        where: Any = np._NoValue,
     ) -> Tracer:
         _no_extras(op.value, out=out, initial=initial, where=where)
         node = _operand_nodes((a,), f"np.{op.value}")[0]
@@ -248,8 +259,14 @@ def _reduced_count(node: Array, axis: Any, name: str) -> int:
     return int(np.prod([node.shape[i] for i in axes], dtype=np.int64))
 
 
-def _mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: Any = False,
-          where: Any = np._NoValue) -> Tracer:
+def _mean(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: Any = False,
+    where: Any = np._NoValue,
+) -> Tracer:
     _no_extras("mean", out=out, where=where)
     node = _operand_nodes((a,), "np.mean")[0]
     acc = np.dtype(dtype) if dtype is not None else _mean_dtype(node.dtype)
@@ -258,9 +275,17 @@ def _mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims
     return _wrap(build.binary(BinaryOp.TRUEDIV, total, count, acc, acc, "np.mean"))
 
 
-def _var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
-         keepdims: Any = False, where: Any = np._NoValue, mean: Any = np._NoValue,
-         correction: Any = np._NoValue) -> Tracer:
+def _var(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    ddof: int = 0,
+    keepdims: Any = False,
+    where: Any = np._NoValue,
+    mean: Any = np._NoValue,
+    correction: Any = np._NoValue,
+) -> Tracer:
     _no_extras("var", out=out, where=where, mean=mean, correction=correction)
     node = _operand_nodes((a,), "np.var")[0]
     acc = np.dtype(dtype) if dtype is not None else _mean_dtype(node.dtype)
@@ -302,8 +327,10 @@ def _transpose(a: Any, axes: Any = None) -> Tracer:
 
 def _swapaxes(a: Any, axis1: int, axis2: int) -> Tracer:
     node = _node(a, "swapaxes")
-    i, j = build.normalize_axes(axis1, node.ndim, "swapaxes", node.shape)[0], \
-        build.normalize_axes(axis2, node.ndim, "swapaxes", node.shape)[0]
+    i, j = (
+        build.normalize_axes(axis1, node.ndim, "swapaxes", node.shape)[0],
+        build.normalize_axes(axis2, node.ndim, "swapaxes", node.shape)[0],
+    )
     perm = list(range(node.ndim))
     perm[i], perm[j] = perm[j], perm[i]
     return _wrap(build.permute(node, perm))
@@ -379,13 +406,23 @@ def _broadcast_to(a: Any, shape: Any, subok: bool = False) -> Tracer:
 def _where(condition: Any, x: Any = None, y: Any = None) -> Tracer:
     if x is None or y is None:
         raise UnsupportedOperation(located("np.where with one argument (data-dependent shape)"))
-    dtype = _result_dtype("where", np.where, np.dtype(bool), as_node(x, "where"), as_node(y, "where"))
+    dtype = _result_dtype(
+        "where", np.where, np.dtype(bool), as_node(x, "where"), as_node(y, "where")
+    )
     cond = to_node(condition, np.dtype(bool), "where")
     return _wrap(build.where(cond, to_node(x, dtype, "where"), to_node(y, dtype, "where"), dtype))
 
 
-def _clip(a: Any, a_min: Any = np._NoValue, a_max: Any = np._NoValue, out: Any = None,
-          *, min: Any = np._NoValue, max: Any = np._NoValue, **kwargs: Any) -> Tracer:
+def _clip(
+    a: Any,
+    a_min: Any = np._NoValue,
+    a_max: Any = np._NoValue,
+    out: Any = None,
+    *,
+    min: Any = np._NoValue,
+    max: Any = np._NoValue,
+    **kwargs: Any,
+) -> Tracer:
     low = a_min if a_min is not np._NoValue else min
     high = a_max if a_max is not np._NoValue else max
     _no_extras("clip", out=out, **kwargs)
@@ -494,7 +531,7 @@ def call_function(func: Callable[..., Any], args: Sequence[Any], kwargs: dict[st
         name = getattr(func, "__name__", repr(func))
         module = getattr(func, "__module__", None) or "numpy"
         if module.startswith("numpy.") and not module.startswith("numpy._"):
-            name = module[len("numpy."):] + "." + name  # np.fft.fft, np.linalg.norm
+            name = module[len("numpy.") :] + "." + name  # np.fft.fft, np.linalg.norm
         raise UnsupportedOperation(located(f"np.{name} is not supported by jitune"))
     return handler(*args, **kwargs)
 

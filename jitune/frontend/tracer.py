@@ -152,8 +152,10 @@ class Tracer:
         for axis in axes:
             if not isinstance(axis, (int, np.integer)) or not -self.ndim <= axis < self.ndim:
                 raise ShapeError(
-                    located(f"transpose: axis {axis!r} is out of bounds for an array of shape "
-                            f"{self.shape}")
+                    located(
+                        f"transpose: axis {axis!r} is out of bounds for an array of shape "
+                        f"{self.shape}"
+                    )
                 )
         return Tracer(build.permute(self.node, tuple(int(a) % self.ndim for a in axes)))
 

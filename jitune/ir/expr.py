@@ -177,9 +177,7 @@ def _rebuild(node: Expr, children: tuple[Expr, ...]) -> Expr:
 
 def substitute(expr: Expr, mapping: dict[str, Expr]) -> Expr:
     """Replace variables by name."""
-    return transform(
-        expr, lambda node: mapping.get(node.arg) if node.op is ExprOp.VAR else None
-    )
+    return transform(expr, lambda node: mapping.get(node.arg) if node.op is ExprOp.VAR else None)
 
 
 def nodes(expr: Expr) -> Iterator[Expr]:

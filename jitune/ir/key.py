@@ -10,7 +10,9 @@ from .printer import format_graph
 
 def structural_key(graph: Graph) -> str:
     """sha256 of the graph's canonical text (nodes are numbered by position, never named)."""
-    text = format_graph(graph.outputs) + "\ninputs " + " ".join(
-        f"{i.dtype}{list(i.shape)}" for i in graph.inputs
+    text = (
+        format_graph(graph.outputs)
+        + "\ninputs "
+        + " ".join(f"{i.dtype}{list(i.shape)}" for i in graph.inputs)
     )
     return hashlib.sha256(text.encode()).hexdigest()

@@ -65,9 +65,7 @@ def _fusion_candidate(root: Array, roots: set[int], uses: dict[int, int]) -> Arr
             found = reaches.get(id(node))
             if found is None:
                 reaches[id(node)] = False  # (a DAG: no cycles, this only guards re-entry)
-                found = any(
-                    reach(src) for src in node.src if id(src) in region or src is candidate
-                )
+                found = any(reach(src) for src in node.src if id(src) in region or src is candidate)
                 reaches[id(node)] = found
             return found
 
@@ -260,10 +258,10 @@ class _Lowering:
             if node.op is GraphOp.INPUT:
                 self._copy_input(node)
             else:
-                self.add_stage(node, "output" if id(node) in outputs else "temp", fusion.get(id(node)))
-        names = tuple(
-            self.copies.get(id(o)) or self.buffer_of[id(o)] for o in self.graph.outputs
-        )
+                self.add_stage(
+                    node, "output" if id(node) in outputs else "temp", fusion.get(id(node))
+                )
+        names = tuple(self.copies.get(id(o)) or self.buffer_of[id(o)] for o in self.graph.outputs)
         return ComputeProgram(tuple(self.buffers), tuple(self.stages), names)
 
     def _copy_input(self, node: Array) -> None:

@@ -49,9 +49,7 @@ def data_offset() -> int:
     """Byte offset of the data pointer inside a NumPy array object (16 on CPython 64-bit)."""
     probes = [np.zeros(n) for n in (3, 5, 7)]
     for offset in range(8, 128, 8):
-        if all(
-            ctypes.c_void_p.from_address(id(a) + offset).value == a.ctypes.data for a in probes
-        ):
+        if all(ctypes.c_void_p.from_address(id(a) + offset).value == a.ctypes.data for a in probes):
             return offset
     raise CompileError("could not locate the data pointer inside numpy.ndarray objects")
 

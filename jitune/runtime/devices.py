@@ -33,7 +33,9 @@ def device_of(args: Sequence[Any], name: str) -> Device:
             libraries.setdefault(library, position)
     if len(libraries) > 1:
         described = " and ".join(f"{lib} (argument {pos})" for lib, pos in libraries.items())
-        raise ArgumentError(f"{name}: arrays from different array libraries in one call: {described}")
+        raise ArgumentError(
+            f"{name}: arrays from different array libraries in one call: {described}"
+        )
     library = next(iter(libraries), "numpy")
     forced = config.get().target
     for device in DEVICES:

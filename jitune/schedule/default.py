@@ -65,8 +65,9 @@ def _index_min(a: Expr, b: Expr) -> Expr:
     return binary(BinaryOp.MIN, a, b, INDEX)
 
 
-def _loop(name: str, stop: Expr | int, body: Stmt, kind: LoopKind = LoopKind.SERIAL,
-          start: Expr | int = 0) -> Stmt:
+def _loop(
+    name: str, stop: Expr | int, body: Stmt, kind: LoopKind = LoopKind.SERIAL, start: Expr | int = 0
+) -> Stmt:
     start_expr = iconst(start) if isinstance(start, int) else start
     stop_expr = iconst(stop) if isinstance(stop, int) else stop
     return For(name, start_expr, stop_expr, kind, body)
@@ -119,7 +120,8 @@ def _element(ctx: _Context, out_index: dict[str, Expr], tag: str) -> Stmt:
         Alloc(acc, stage.acc_dtype, 1),
         extra,
         Store(acc, (iconst(0),), identity(stage.reduce_op, stage.acc_dtype))
-        if extra is None else None,
+        if extra is None
+        else None,
         _nest(list(stage.reduce_axes), update),
         Store(stage.out, out_indices, substitute(_store_value(ctx, acc_load), names)),
     )
@@ -199,7 +201,9 @@ def _output_vectorized(ctx: _Context, active: list[Axis], base: dict[str, Expr])
 
     out_indices = tuple(tile_index[a.name] for a in stage.axes)
     if stage.reduce_op is None:
-        fast = over_tile(Store(stage.out, out_indices, _store_value(ctx, substitute(stage.body, tile_index))))
+        fast = over_tile(
+            Store(stage.out, out_indices, _store_value(ctx, substitute(stage.body, tile_index)))
+        )
     else:
         slot = (index_add(index_add(index_mul(r, nr), index_mul(c, lanes)), lane),)
         acc_load = load("acc", slot, stage.acc_dtype)
@@ -207,20 +211,52 @@ def _output_vectorized(ctx: _Context, active: list[Axis], base: dict[str, Expr])
         fast = block(
             Alloc("acc", stage.acc_dtype, mr * nr),
             over_tile(Store("acc", slot, identity(stage.reduce_op, stage.acc_dtype))),
-            _nest(list(stage.reduce_axes), over_tile(Store("acc", slot, combine(stage.reduce_op, acc_load, body)))),
-            over_tile(Store(stage.out, out_indices, substitute(_store_value(ctx, acc_load), tile_index))),
+            _nest(
+                list(stage.reduce_axes),
+                over_tile(Store("acc", slot, combine(stage.reduce_op, acc_load, body))),
+            ),
+            over_tile(
+                Store(stage.out, out_indices, substitute(_store_value(ctx, acc_load), tile_index))
+            ),
         )
     # Tail tiles (extents that are not multiples of the tile) take the scalar path.
     conditions = []
     if v_axis.extent % nr:
-        conditions.append(binary(BinaryOp.LE, index_mul(index_add(var(vt), 1), nr), iconst(v_axis.extent), np.dtype(bool)))
+        conditions.append(
+            binary(
+                BinaryOp.LE,
+                index_mul(index_add(var(vt), 1), nr),
+                iconst(v_axis.extent),
+                np.dtype(bool),
+            )
+        )
     if u_axis is not None and u_axis.extent % mr:
-        conditions.append(binary(BinaryOp.LE, index_mul(index_add(var(ut), 1), mr), iconst(u_axis.extent), np.dtype(bool)))
+        conditions.append(
+            binary(
+                BinaryOp.LE,
+                index_mul(index_add(var(ut), 1), mr),
+                iconst(u_axis.extent),
+                np.dtype(bool),
+            )
+        )
     tile: Stmt = fast
     if conditions:
-        cond = conditions[0] if len(conditions) == 1 else binary(BinaryOp.AND, *conditions, np.dtype(bool))
-        rows = _index_min(iconst(mr), binary(BinaryOp.SUB, iconst(u_axis.extent), index_mul(var(ut), mr), INDEX)) if u_axis else iconst(1)
-        cols = _index_min(iconst(nr), binary(BinaryOp.SUB, iconst(v_axis.extent), index_mul(var(vt), nr), INDEX))
+        cond = (
+            conditions[0]
+            if len(conditions) == 1
+            else binary(BinaryOp.AND, *conditions, np.dtype(bool))
+        )
+        rows = (
+            _index_min(
+                iconst(mr),
+                binary(BinaryOp.SUB, iconst(u_axis.extent), index_mul(var(ut), mr), INDEX),
+            )
+            if u_axis
+            else iconst(1)
+        )
+        cols = _index_min(
+            iconst(nr), binary(BinaryOp.SUB, iconst(v_axis.extent), index_mul(var(vt), nr), INDEX)
+        )
         scalar = _loop("r_", rows, _loop("c_", cols, _element(ctx, element_index(r, c), "tail")))
         tile = If(cond, fast, scalar)
     loops = [Axis(ut, -(-u_axis.extent // mr))] if u_axis is not None else []
@@ -248,23 +284,54 @@ def _reduce_vectorized(ctx: _Context, active: list[Axis], base: dict[str, Expr])
     index_tail = dict(base)
     tail_body = substitute(stage.body, index_tail)
     out_indices = tuple(base[a.name] for a in stage.axes)
-    lanes_loop = _loop("l_", lanes, Store("vacc", slot, combine(op, vec_load, vector_body)), LoopKind.VECTORIZED)
+    lanes_loop = _loop(
+        "l_", lanes, Store("vacc", slot, combine(op, vec_load, vector_body)), LoopKind.VECTORIZED
+    )
     body = block(
         Alloc("vacc", stage.acc_dtype, step),
-        _loop("c_", nv, _loop("l_", lanes, Store("vacc", slot, identity(op, stage.acc_dtype)), LoopKind.VECTORIZED), LoopKind.UNROLLED),
+        _loop(
+            "c_",
+            nv,
+            _loop(
+                "l_", lanes, Store("vacc", slot, identity(op, stage.acc_dtype)), LoopKind.VECTORIZED
+            ),
+            LoopKind.UNROLLED,
+        ),
         _nest(others, _loop("k_t", main // step, _loop("c_", nv, lanes_loop, LoopKind.UNROLLED))),
         Alloc("acc", stage.acc_dtype, 1),
         Store("acc", (iconst(0),), identity(op, stage.acc_dtype)),
-        _loop("j_", step, Store("acc", (iconst(0),), combine(op, scalar_load, load("vacc", (var("j_"),), stage.acc_dtype))), LoopKind.UNROLLED),
-        _nest(others, _loop(k_axis.name, k_axis.extent, Store("acc", (iconst(0),), combine(op, scalar_load, tail_body)), start=main))
-        if main < k_axis.extent else None,
+        _loop(
+            "j_",
+            step,
+            Store(
+                "acc",
+                (iconst(0),),
+                combine(op, scalar_load, load("vacc", (var("j_"),), stage.acc_dtype)),
+            ),
+            LoopKind.UNROLLED,
+        ),
+        _nest(
+            others,
+            _loop(
+                k_axis.name,
+                k_axis.extent,
+                Store("acc", (iconst(0),), combine(op, scalar_load, tail_body)),
+                start=main,
+            ),
+        )
+        if main < k_axis.extent
+        else None,
         Store(stage.out, out_indices, substitute(_store_value(ctx, scalar_load), base)),
     )
     return _nest(active, body)
 
 
-def stage_nest(stage: Stage, buffers: dict[str, BufferDecl], target: Target,
-               fixed: dict[str, Expr] | None = None) -> Stmt:
+def stage_nest(
+    stage: Stage,
+    buffers: dict[str, BufferDecl],
+    target: Target,
+    fixed: dict[str, Expr] | None = None,
+) -> Stmt:
     """Loop IR for one stage; axes named in ``fixed`` are bound by an enclosing loop."""
     ctx = _Context(stage, buffers, target, fixed or {})
     base: dict[str, Expr] = dict(ctx.fixed)
@@ -335,8 +402,9 @@ def _cost(stage: Stage) -> int:
     return stage.work()
 
 
-def _kernel(name: str, group: list[Stage], buffers: dict[str, BufferDecl], target: Target,
-            min_work: int) -> Kernel:
+def _kernel(
+    name: str, group: list[Stage], buffers: dict[str, BufferDecl], target: Target, min_work: int
+) -> Kernel:
     work = sum(_cost(stage) for stage in group)
     if len(group) == 1:
         body = stage_nest(group[0], buffers, target)
@@ -345,7 +413,9 @@ def _kernel(name: str, group: list[Stage], buffers: dict[str, BufferDecl], targe
         nests = [stage_nest(s, buffers, target, {s.axes[0].name: var("row")}) for s in group]
         body = _loop("row", rows, block(*nests))
     outermost_splits = (
-        isinstance(body, For) and body.start == iconst(0) and body.stop.op.value == "const"
+        isinstance(body, For)
+        and body.start == iconst(0)
+        and body.stop.op.value == "const"
         and body.stop.arg >= 2
     )
     parallel = outermost_splits and work >= min_work
@@ -354,7 +424,9 @@ def _kernel(name: str, group: list[Stage], buffers: dict[str, BufferDecl], targe
     return Kernel(name, body, parallel, work)
 
 
-def schedule(program: ComputeProgram, target: Target, min_parallel_work: int = 1 << 17) -> LoopProgram:
+def schedule(
+    program: ComputeProgram, target: Target, min_parallel_work: int = 1 << 17
+) -> LoopProgram:
     """The default loop IR for ``program`` on ``target``.
 
     Kernels whose estimated work is below ``min_parallel_work`` run on one thread.

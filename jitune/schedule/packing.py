@@ -58,7 +58,9 @@ def pack_strided_operands(program: ComputeProgram) -> ComputeProgram:
             order = [name for name in names if name != vector_axis] + [vector_axis]
             shape = tuple(extents[name] for name in order)
             packed = f"p{len(new_buffers)}"
-            new_buffers.append(BufferDecl(packed, shape, node.dtype, contiguous_strides(shape), "temp"))
+            new_buffers.append(
+                BufferDecl(packed, shape, node.dtype, contiguous_strides(shape), "temp")
+            )
             axes = tuple(Axis(f"i{k}", extents[name]) for k, name in enumerate(order))
             renamed = {name: var(f"i{k}") for k, name in enumerate(order)}
             stages.append(Stage(packed, node.dtype, axes, substitute(node, renamed)))
