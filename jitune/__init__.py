@@ -25,8 +25,7 @@ from .errors import (
 from .frontend.kernel import Kernel
 from .frontend.numpy_api import einsum_function as einsum
 from .pipeline import Lowered
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 
 class spec:  # noqa: N801 - reads like a type, used like np.empty

@@ -32,7 +32,17 @@ class Settings:
     target: TargetName = "auto"
     """JITUNE_TARGET: force a backend instead of choosing by where the arrays live."""
     parallel_min_work: int = 1 << 17
-    """JITUNE_PARALLEL_MIN_WORK: estimated operations below which a kernel runs on one thread."""
+    """JITUNE_PARALLEL_MIN_WORK: estimated work below which a kernel runs on one thread."""
+    cache_dir: str = ""
+    """JITUNE_CACHE_DIR: where compiled kernels are kept (default: the user cache directory)."""
+    disable_cache: bool = False
+    """JITUNE_DISABLE_CACHE: 1 keeps compiled kernels in memory only."""
+    cache_size: int = 1 << 30
+    """JITUNE_CACHE_SIZE: size limit of the disk cache in bytes (suffixes K, M, G); least
+    recently used entries are evicted beyond it."""
+    cache_wait: float = 60.0
+    """JITUNE_CACHE_WAIT: seconds to wait for another process that is building the same
+    kernel before building it here too."""
 
 
 def _int_var(name: str, default: int, low: int = 0) -> int:
@@ -55,6 +65,54 @@ def _choice_var(name: str, default: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
+def _bool_var(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r}: expected 0 or 1")
+
+
+_SIZE_SUFFIXES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _size_var(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip().lower().removesuffix("b").removesuffix("i")
+    if raw == "":
+        return default
+    number, suffix = (raw[:-1], raw[-1]) if raw[-1] in _SIZE_SUFFIXES else (raw, "")
+    try:
+        value = int(float(number) * _SIZE_SUFFIXES[suffix])
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a size such as 500M or 2G") from None
+    if value < 1 << 20:
+        raise ConfigError(f"{name}={raw!r}: expected at least 1M")
+    return value
+
+
+def _float_var(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a number of seconds") from None
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r}: expected a number >= 0")
+    return value
+
+
+def default_cache_dir() -> str:
+    """The platform's user cache directory for jitune."""
+    import platformdirs
+
+    return platformdirs.user_cache_dir("jitune")
+
+
 def from_environment() -> Settings:
     """Read every ``JITUNE_*`` variable; raise :class:`ConfigError` on a bad value."""
     return Settings(
@@ -62,6 +120,10 @@ def from_environment() -> Settings:
         num_threads=_int_var("JITUNE_NUM_THREADS", 0),
         target=_choice_var("JITUNE_TARGET", "auto", ("auto", "cpu")),  # type: ignore[arg-type]
         parallel_min_work=_int_var("JITUNE_PARALLEL_MIN_WORK", Settings.parallel_min_work),
+        cache_dir=os.environ.get("JITUNE_CACHE_DIR", "").strip() or default_cache_dir(),
+        disable_cache=_bool_var("JITUNE_DISABLE_CACHE", False),
+        cache_size=_size_var("JITUNE_CACHE_SIZE", Settings.cache_size),
+        cache_wait=_float_var("JITUNE_CACHE_WAIT", Settings.cache_wait),
     )
 
 

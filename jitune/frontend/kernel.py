@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,23 +13,27 @@ from .. import config, dtypes
 from ..errors import ArgumentError, DTypeError
 from ..ir.compute import contiguous_strides
 from ..pipeline import Lowered, lower_graph
-from ..runtime.base import Device, Program
+from ..runtime.base import Device
 from ..runtime.devices import device_of
+from .artifacts import Obtained, obtain
 from .trace import ArgSpec, Structure, trace
 
 
-def _report(
-    name: str, device: Device, specs: Sequence[ArgSpec], lowered: Lowered, seconds: float
-) -> None:
-    """The JITUNE_DEBUG ladder, printed to stderr: 1 compiles, 3 loop IR, 4 source, 5 IR."""
+def _report(name: str, device: Device, specs: Sequence[ArgSpec], obtained: Obtained) -> None:
+    """The JITUNE_DEBUG ladder, printed to stderr: 1 compiles and cache loads, 3 loop IR,
+    4 LLVM IR, 5 graph and compute IR (levels 3-5 only for what was compiled)."""
     level = config.get().debug
     if level < 1:
         return
     shapes = ", ".join(f"{s.dtype}{list(s.shape)}" for s in specs)
+    verb = "compiled" if obtained.how == "compiled" else "loaded from the cache"
     print(
-        f"jitune: compiled {name}({shapes}) for {device.name} in {1e3 * seconds:.1f} ms",
+        f"jitune: {verb} {name}({shapes}) for {device.name} in {1e3 * obtained.seconds:.1f} ms",
         file=sys.stderr,
     )
+    lowered = obtained.lowered
+    if lowered is None:
+        return
     if level >= 5:
         print(f"{lowered.graph}\n\n{lowered.compute}", file=sys.stderr)
     if level >= 3:
@@ -97,39 +100,23 @@ def _spec(arg: Any, position: int, name: str) -> ArgSpec:
 class _Entry:
     """A compiled signature: converts scalars, allocates outputs, runs the program."""
 
-    __slots__ = (
-        "program",
-        "launch",
-        "empty",
-        "lowered",
-        "scalars",
-        "allocations",
-        "results",
-        "structure",
-    )
+    __slots__ = ("program", "launch", "empty", "scalars", "allocations", "results", "structure")
 
     def __init__(
-        self,
-        lowered: Lowered,
-        program: Program,
-        device: Device,
-        args: Sequence[Any],
-        specs: Sequence[ArgSpec],
-        structure: Structure,
+        self, obtained: Obtained, device: Device, args: Sequence[Any],
+        specs: Sequence[ArgSpec], structure: Structure,
     ) -> None:
-        self.lowered = lowered
-        self.program = program  # keeps the machine code alive
-        self.launch = program.launch
+        self.program = obtained.program  # keeps the machine code alive
+        self.launch = obtained.program.launch
         self.empty = device.empty
         self.scalars = tuple(
             (position, spec.dtype)
             for position, (arg, spec) in enumerate(zip(args, specs))
             if not isinstance(arg, np.ndarray)
         )
-        buffers = lowered.loops.buffers
-        self.allocations = tuple((d.shape, d.dtype) for d in buffers if d.role != "input")
-        position = {d.name: k for k, d in enumerate(buffers)}
-        self.results = tuple(position[name] for name in lowered.loops.outputs)
+        plan = obtained.plan
+        self.allocations = tuple((shape, np.dtype(dtype)) for shape, dtype in plan.allocations)
+        self.results = plan.results
         self.structure = structure
 
     def __call__(self, args: Sequence[Any]) -> Any:
@@ -157,7 +144,8 @@ class Kernel:
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "kernel")
         self._table: dict[tuple[Any, ...], _Entry] = {}
-        self.compile_count = 0
+        self.compile_count = 0  # signatures compiled with LLVM in this process
+        self.load_count = 0  # signatures loaded from the disk cache
 
     def __call__(self, *args: Any) -> Any:
         key = tuple(map(_signature, args))
@@ -172,15 +160,17 @@ class Kernel:
         return lower_graph(traced.graph, strides, device), traced.structure
 
     def _build(self, args: Sequence[Any], key: tuple[Any, ...]) -> _Entry:
-        began = time.perf_counter()
         device = device_of(args, self.name)
         specs = [_spec(arg, position, self.name) for position, arg in enumerate(args)]
-        lowered, structure = self._lower(specs, device)
-        program = device.load(device.compile(lowered.source), lowered.loops)
-        entry = _Entry(lowered, program, device, args, specs, structure)
+        traced = trace(self.fn, specs)
+        obtained = obtain(traced, specs, device, self.name)
+        entry = _Entry(obtained, device, args, specs, traced.structure)
         self._table[key] = entry  # only a complete entry is ever stored
-        self.compile_count += 1
-        _report(self.name, device, specs, lowered, time.perf_counter() - began)
+        if obtained.how == "compiled":
+            self.compile_count += 1
+        else:
+            self.load_count += 1
+        _report(self.name, device, specs, obtained)
         return entry
 
     def lower(self, *args: Any) -> Lowered:

@@ -40,12 +40,13 @@ class Device(Protocol):
         """Loop IR -> source text for this device's compiler."""
         ...
 
-    def compile(self, source: str) -> Any:
-        """Source text -> a binary (in-memory module for the CPU JIT)."""
+    def compile(self, source: str) -> bytes:
+        """Source text -> a binary that :meth:`load` accepts in this or a later process
+        (object code for the CPU); deterministic, needs no device."""
         ...
 
-    def load(self, binary: Any, loops: LoopProgram) -> Program:
-        """A callable program for ``binary``."""
+    def load(self, binary: bytes, buffer_count: int) -> Program:
+        """A callable program for ``binary``, whose entry takes ``buffer_count`` arrays."""
         ...
 
     def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:

@@ -68,7 +68,7 @@ def _target_machine() -> llvm.TargetMachine:
 
 
 class CompiledModule:
-    """A compiled LLVM module kept alive with the functions taken from it."""
+    """Machine code loaded into this process, kept alive with the functions taken from it."""
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
@@ -77,8 +77,8 @@ class CompiledModule:
         return self.engine.get_function_address(name)
 
 
-def compile_module(source: str) -> CompiledModule:
-    """Parse, optimize (O3) and JIT-compile LLVM IR text for the host CPU."""
+def compile_object(source: str) -> bytes:
+    """Parse, optimize (O3) and compile LLVM IR text to object code for the host CPU."""
     _initialize()
     machine = _target_machine()
     with _LOCK:
@@ -88,8 +88,21 @@ def compile_module(source: str) -> CompiledModule:
         except RuntimeError as exc:
             raise CompileError(f"jitune generated invalid LLVM IR: {exc}") from exc
         _optimize(module, machine)
-        engine = llvm.create_mcjit_compiler(module, machine)
-        engine.finalize_object()
+        return machine.emit_object(module)
+
+
+def load_object(binary: bytes) -> CompiledModule:
+    """Link object code from :func:`compile_object` into this process (no compiling)."""
+    _initialize()
+    with _LOCK:
+        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _target_machine())
+        try:
+            engine.add_object_file(llvm.ObjectFileRef.from_data(binary))
+            engine.finalize_object()
+        except RuntimeError as exc:
+            raise CompileError(f"cannot load jitune object code: {exc}") from exc
+        if not engine.get_function_address(llvm_codegen.ENTRY):
+            raise CompileError("jitune object code has no entry function")
         return CompiledModule(engine)
 
 
@@ -143,10 +156,10 @@ class CpuDevice:
     def render(self, loops: LoopProgram) -> str:
         return llvm_codegen.render(loops, data_offset())
 
-    def compile(self, source: str) -> CompiledModule:
-        return compile_module(source)
+    def compile(self, source: str) -> bytes:
+        return compile_object(source)
 
-    def load(self, binary: CompiledModule, loops: LoopProgram) -> CpuProgram:
-        return CpuProgram(binary, len(loops.buffers))
+    def load(self, binary: bytes, buffer_count: int) -> CpuProgram:
+        return CpuProgram(load_object(binary), buffer_count)
 
     empty = staticmethod(np.empty)  # no wrapper: it is on the dispatch path

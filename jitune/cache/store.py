@@ -1,0 +1,332 @@
+"""The disk cache: compiled artifacts, imported configs and tuning records in diskcache.
+
+Keys are ``artifact:<digest>``, ``config:<digest>``, ``record:<digest>:<n>`` and
+``lock:<digest>``; values are bytes (artifacts) or JSON text. Every failure of the disk (a
+read-only or full directory, a corrupt database) turns the store off for this process with one
+warning: jitune then keeps compiled kernels in memory only, as with ``JITUNE_DISABLE_CACHE=1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import stat
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import diskcache
+
+from ..config import Settings
+from .artifact import Artifact, CorruptArtifact, read_meta, unpack
+from .disk import SafeDisk, UnsafeEntry
+from .key import SCHEMA_VERSION, CacheKey
+
+log = logging.getLogger("jitune.cache")
+T = TypeVar("T")
+
+_DISK_ERRORS = (sqlite3.Error, OSError, diskcache.Timeout)
+
+
+class CacheWarning(UserWarning):
+    """The disk cache cannot be used; jitune carries on in memory."""
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, CacheWarning, stacklevel=4)
+
+
+def check_private(path: str) -> str | None:
+    """Why ``path`` must not be trusted (someone else owns it or can write to it), or None."""
+    info = os.stat(path)
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return f"it belongs to user id {info.st_uid}, not to this user ({os.getuid()})"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"other users can write to it (mode {stat.filemode(info.st_mode)})"
+    return None
+
+
+class Store:
+    """One cache directory, opened by this process."""
+
+    def __init__(self, path: str, size_limit: int) -> None:
+        self.path = path
+        self.cache = diskcache.Cache(
+            path,
+            disk=SafeDisk,
+            size_limit=size_limit,
+            eviction_policy="least-recently-used",
+            timeout=10,
+        )
+        self.broken = False
+
+    # -- failure handling ----------------------------------------------------------------------
+    def _guard(self, operation: Callable[[], T], default: T) -> T:
+        if self.broken:
+            return default
+        try:
+            return operation()
+        except _DISK_ERRORS as exc:
+            self.broken = True
+            _warn_once(
+                f"jitune: the cache directory {self.path} cannot be used ({exc}); "
+                "compiled kernels are kept in memory only"
+            )
+            return default
+
+    def _get(self, name: str) -> Any:
+        try:
+            return self.cache.get(name)
+        except UnsafeEntry as exc:
+            log.warning("jitune: dropping cache entry %s: %s", name, exc)
+            self.cache.delete(name)
+            return None
+
+    # -- artifacts -------------------------------------------------------------------------------
+    def load(self, key: CacheKey) -> Artifact | None:
+        """The artifact stored for ``key``, or None; a damaged or mismatched entry is dropped."""
+        name = f"artifact:{key.digest}"
+
+        def read() -> Artifact | None:
+            data = self._get(name)
+            if data is None:
+                return None
+            try:
+                artifact = unpack(data)
+                meta = artifact.meta
+                if meta.get("schema") != SCHEMA_VERSION or meta.get("key") != key.digest:
+                    raise CorruptArtifact(f"written for another key or schema {meta.get('schema')}")
+                if meta.get("target") != key.target:
+                    raise CorruptArtifact("compiled for another target")
+            except CorruptArtifact as exc:
+                log.warning("jitune: dropping cache entry %s: %s; rebuilding", name, exc)
+                self.cache.delete(name)
+                return None
+            return artifact
+
+        return self._guard(read, None)
+
+    def save(self, key: CacheKey, artifact: Artifact) -> None:
+        self._guard(lambda: self.cache.set(f"artifact:{key.digest}", artifact.pack()), None)
+
+    def drop(self, key: CacheKey) -> None:
+        """Remove the artifact for ``key`` (it could not be loaded)."""
+        self._guard(lambda: self.cache.delete(f"artifact:{key.digest}"), None)
+
+    def imported_config(self, key: CacheKey) -> dict[str, Any] | None:
+        """A schedule config imported for ``key`` from another machine, or None."""
+        text = self._guard(lambda: self._get(f"config:{key.digest}"), None)
+        try:
+            config = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            return None
+        return config if isinstance(config, dict) else None
+
+    @contextlib.contextmanager
+    def building(self, key: CacheKey, wait: float, ready: Callable[[], bool]) -> Iterator[bool]:
+        """Hold the build lock of ``key`` while the block runs, yielding True.
+
+        If another process holds it, wait (up to ``wait`` seconds) until ``ready()`` is true
+        or the lock is free. Yields False when the wait ran out without the lock: the caller
+        builds anyway but should not store the result.
+        """
+        name = f"lock:{key.digest}"
+        owner = f"{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex}"
+        deadline = time.monotonic() + wait
+        acquired = False
+        while not self.broken:
+            # expire: a process that dies while building frees the lock after a while
+            acquired = self._guard(lambda: self.cache.add(name, owner, expire=max(wait, 30)), False)
+            if acquired or ready() or time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
+        try:
+            yield acquired or self.broken
+        finally:
+            if acquired:
+                self._guard(lambda: self.cache.delete(name), None)
+
+    # -- records ---------------------------------------------------------------------------------
+    def add_record(self, key: CacheKey, record: dict[str, Any]) -> None:
+        """Store one measurement row (JSON-serializable) for ``key``."""
+        row = dict(record, key=key.digest, target=key.target, schema=SCHEMA_VERSION)
+        self._set_json(f"record:{key.digest}:{uuid.uuid4().hex}", row)
+
+    def _set_json(self, name: str, row: dict[str, Any]) -> None:
+        text = json.dumps(row, sort_keys=True)
+        self._guard(lambda: self.cache.set(name, text), None)
+
+    def records(self) -> list[dict[str, Any]]:
+        return [row for _, row in self._json_rows("record:")]
+
+    # -- listing and maintenance ------------------------------------------------------------------
+    def _names(self, prefix: str) -> list[str]:
+        def names() -> list[str]:
+            found = []
+            for name in self.cache.iterkeys():
+                if isinstance(name, str) and name.startswith(prefix):
+                    found.append(name)
+            return found
+
+        try:
+            return self._guard(names, [])
+        except UnsafeEntry:  # a pickled key planted in the database
+            log.warning("jitune: the cache at %s holds entries jitune did not write", self.path)
+            return []
+
+    def _json_rows(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        rows = []
+        for name in self._names(prefix):
+            text = self._guard(lambda name=name: self._get(name), None)
+            try:
+                row = json.loads(text) if isinstance(text, str) else None
+            except ValueError:
+                row = None
+            if isinstance(row, dict):
+                rows.append((name, row))
+        return rows
+
+    def artifacts(self) -> list[dict[str, Any]]:
+        """Metadata of every intact artifact (binaries are not read into the result)."""
+        metas = []
+        for name in self._names("artifact:"):
+            data = self._guard(lambda name=name: self._get(name), None)
+            try:
+                meta, offset = read_meta(data)
+            except CorruptArtifact:
+                continue
+            meta["bytes"] = len(data) - offset
+            metas.append(meta)
+        return metas
+
+    def clear(self, kernel: str | None = None) -> int:
+        """Remove artifacts and configs (of one kernel name, or all); returns how many."""
+        removed = 0
+        for meta in self.artifacts():
+            if kernel is None or meta.get("kernel") == kernel:
+                self._guard(lambda meta=meta: self.cache.delete(f"artifact:{meta['key']}"), None)
+                removed += 1
+        for name, row in self._json_rows("config:"):
+            if kernel is None or row.get("kernel") == kernel:
+                self._guard(lambda name=name: self.cache.delete(name), None)
+                removed += 1
+        if kernel is None:
+            for name in self._names("record:"):
+                self._guard(lambda name=name: self.cache.delete(name), None)
+        return removed
+
+    def volume(self) -> int:
+        """Bytes the cache occupies on disk."""
+        return self._guard(self.cache.volume, 0)
+
+    def export_lines(self) -> Iterator[str]:
+        """JSON lines: one ``config`` per artifact or imported config, one per ``record``."""
+        seen = set()
+        for meta in self.artifacts():
+            seen.add(meta["key"])
+            yield json.dumps({"type": "config", **_portable(meta)}, sort_keys=True)
+        for _, row in self._json_rows("config:"):
+            if row.get("key") not in seen:
+                yield json.dumps({"type": "config", **row}, sort_keys=True)
+        for row in self.records():
+            yield json.dumps({"type": "record", **row}, sort_keys=True)
+
+    def import_lines(self, lines: Iterator[str]) -> tuple[int, int]:
+        """Store exported configs and records; returns (configs, records) imported."""
+        configs = records = 0
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                kind = row.pop("type")
+                digest = row["key"]
+            except (ValueError, KeyError, AttributeError, TypeError):
+                raise ValueError(f"line {number} is not a jitune export row") from None
+            if row.get("schema") != SCHEMA_VERSION:
+                continue  # written by another version of jitune: its keys never match
+            if kind == "config":
+                self._set_json(f"config:{digest}", row)
+                configs += 1
+            elif kind == "record":
+                self._set_json(f"record:{digest}:{uuid.uuid4().hex}", row)
+                records += 1
+        return configs, records
+
+
+_PORTABLE = ("key", "schema", "kernel", "signature", "target", "config", "jitune_version",
+             "created", "measured_seconds", "how")
+
+
+def _portable(meta: dict[str, Any]) -> dict[str, Any]:
+    """The part of an artifact's metadata that makes sense on another machine."""
+    return {name: meta.get(name) for name in _PORTABLE}
+
+
+_stores: dict[tuple[str, int], Store | None] = {}
+_lock = threading.Lock()
+
+
+def _open(path: str, size_limit: int) -> Store | None:
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        problem = check_private(path)
+    except OSError as exc:
+        _warn_once(f"jitune: cannot create the cache directory {path} ({exc}); "
+                   "compiled kernels are kept in memory only")
+        return None
+    if problem is not None:
+        _warn_once(f"jitune: refusing the cache directory {path}: {problem}. Cached binaries "
+                   "are code jitune runs, so the directory must be private to you (chmod 700). "
+                   "Compiled kernels are kept in memory only.")
+        return None
+    for attempt in range(2):
+        try:
+            return Store(path, size_limit)
+        except sqlite3.DatabaseError as exc:
+            if attempt:
+                raise
+            # a truncated or overwritten database: set it aside and start a new one
+            database = os.path.join(path, "cache.db")
+            aside = f"{database}.corrupt-{os.getpid()}-{int(time.time())}"
+            log.warning("jitune: cache database %s is unreadable (%s); moved to %s",
+                        database, exc, aside)
+            with contextlib.suppress(OSError):
+                os.replace(database, aside)
+    return None
+
+
+def open_store(settings: Settings) -> Store | None:
+    """The store for these settings (opened once per process), or None for memory only."""
+    if settings.disable_cache:
+        return None
+    key = (os.path.abspath(os.path.expanduser(settings.cache_dir)), settings.cache_size)
+    with _lock:
+        if key not in _stores:
+            try:
+                _stores[key] = _open(*key)
+            except _DISK_ERRORS as exc:
+                _warn_once(f"jitune: the cache directory {key[0]} cannot be used ({exc}); "
+                           "compiled kernels are kept in memory only")
+                _stores[key] = None
+        return _stores[key]
+
+
+def _reset_after_fork() -> None:
+    # SQLite connections must not cross fork(); a child opens its own.
+    _stores.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)

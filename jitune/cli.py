@@ -1,0 +1,153 @@
+"""The ``jitune`` command: ``info`` and ``cache list | clear | export | import``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from . import config
+from .cache import open_store
+from .cache.store import Store
+from .runtime.devices import DEVICES
+from .version import __version__
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _age(created: Any) -> str:
+    if not isinstance(created, (int, float)):
+        return "?"
+    seconds = max(0.0, time.time() - created)
+    for unit, span in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= span:
+            return f"{seconds / span:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _store(out: Any) -> Store | None:
+    store = open_store(config.get())
+    if store is None:
+        print("the disk cache is off (JITUNE_DISABLE_CACHE) or unusable; see the warning above",
+              file=out)
+    return store
+
+
+def _info(args: argparse.Namespace, out: Any) -> int:
+    settings = config.get()
+    print(f"jitune {__version__}", file=out)
+    print("targets:", file=out)
+    for device in DEVICES:
+        if device.available():
+            target = device.target()
+            print(f"  {device.name}: {target.arch}, {target.vector_bytes * 8}-bit vectors, "
+                  f"{target.toolchain}", file=out)
+            print(f"    fingerprint: {target.fingerprint()}", file=out)
+    store = open_store(settings)
+    if store is None:
+        print(f"cache: off ({settings.cache_dir})", file=out)
+    else:
+        print(f"cache: {store.path}, {_size(store.volume())} of {_size(settings.cache_size)}, "
+              f"{len(store.artifacts())} compiled kernels", file=out)
+    print("settings:", file=out)
+    for field in dataclasses.fields(settings):
+        print(f"  {field.name} = {getattr(settings, field.name)!r}", file=out)
+    return 0
+
+
+def _list(args: argparse.Namespace, out: Any) -> int:
+    store = _store(out)
+    if store is None:
+        return 1
+    rows = [("kernel", "signature", "target", "compile ms", "measured ms", "GFLOP/s", "age")]
+    for meta in sorted(store.artifacts(), key=lambda m: (str(m.get("kernel")), m.get("created", 0))):
+        measured = meta.get("measured_seconds")
+        flops = meta.get("flops")
+        rows.append((
+            str(meta.get("kernel")),
+            str(meta.get("signature")),
+            str(meta.get("target", "")).split("|")[1] if "|" in str(meta.get("target")) else "?",
+            f"{1e3 * meta['compile_seconds']:.1f}" if meta.get("compile_seconds") else "-",
+            f"{1e3 * measured:.3f}" if measured else "-",
+            f"{flops / measured / 1e9:.1f}" if measured and flops else "-",
+            _age(meta.get("created")),
+        ))
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), file=out)
+    print(f"{len(rows) - 1} compiled kernels, {_size(store.volume())} in {store.path}", file=out)
+    return 0
+
+
+def _clear(args: argparse.Namespace, out: Any) -> int:
+    store = _store(out)
+    if store is None:
+        return 1
+    removed = store.clear(args.kernel)
+    what = f"of kernel {args.kernel!r} " if args.kernel else ""
+    print(f"removed {removed} entries {what}from {store.path}", file=out)
+    return 0
+
+
+def _export(args: argparse.Namespace, out: Any) -> int:
+    store = _store(out)
+    if store is None:
+        return 1
+    count = 0
+    with open(args.file, "w", encoding="utf-8") as sink:
+        for line in store.export_lines():
+            sink.write(line + "\n")
+            count += 1
+    print(f"wrote {count} rows to {args.file}", file=out)
+    return 0
+
+
+def _import(args: argparse.Namespace, out: Any) -> int:
+    store = _store(out)
+    if store is None:
+        return 1
+    with open(args.file, encoding="utf-8") as source:
+        try:
+            configs, records = store.import_lines(iter(source))
+        except ValueError as exc:
+            print(f"jitune: {args.file}: {exc}", file=sys.stderr)
+            return 2
+    print(f"imported {configs} configs and {records} records into {store.path}", file=out)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="jitune", description="jitune's compiled-kernel cache")
+    commands = top.add_subparsers(dest="command", required=True)
+    commands.add_parser("info", help="version, targets, cache directory and settings")
+    cache = commands.add_parser("cache", help="list, clear, export or import cached kernels")
+    actions = cache.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="a table of the compiled kernels in the cache")
+    clear = actions.add_parser("clear", help="remove cached kernels")
+    clear.add_argument("--kernel", help="only the kernels of this name")
+    export = actions.add_parser("export", help="write configs and records as JSON lines")
+    export.add_argument("file")
+    importer = actions.add_parser("import", help="read configs and records from JSON lines")
+    importer.add_argument("file")
+    return top
+
+
+_ACTIONS = {"list": _list, "clear": _clear, "export": _export, "import": _import}
+
+
+def main(argv: Sequence[str] | None = None, out: Any = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = parser().parse_args(argv)
+    out = out or sys.stdout
+    if args.command == "info":
+        return _info(args, out)
+    return _ACTIONS[args.action](args, out)
