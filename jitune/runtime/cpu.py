@@ -91,9 +91,33 @@ def compile_object(source: str) -> bytes:
         return machine.emit_object(module)
 
 
+def _check_elf(binary: bytes) -> None:
+    """Raise CompileError unless ``binary`` is a structurally sound 64-bit ELF object.
+
+    LLVM trusts an object file's internal offsets and can crash the process on a damaged one,
+    so they are checked here first. (Cached binaries also carry a checksum; this guards
+    against a well-formed entry with a bad binary, e.g. written by a buggy jitune.)
+    """
+    def field(offset: int, size: int) -> int:
+        return int.from_bytes(binary[offset : offset + size], "little")
+
+    if len(binary) < 64 or binary[:4] != b"\x7fELF" or binary[4] != 2 or binary[5] != 1:
+        raise CompileError("not a 64-bit little-endian ELF object")
+    table, entry_size, count = field(0x28, 8), field(0x3A, 2), field(0x3C, 2)
+    if entry_size != 64 or count == 0 or table + count * 64 > len(binary):
+        raise CompileError("damaged ELF section table")
+    for index in range(count):
+        header = table + index * 64
+        kind, offset, size = field(header + 4, 4), field(header + 0x18, 8), field(header + 0x20, 8)
+        if kind != 8 and offset + size > len(binary):  # 8: SHT_NOBITS occupies no file space
+            raise CompileError(f"ELF section {index} lies outside the object")
+
+
 def load_object(binary: bytes) -> CompiledModule:
     """Link object code from :func:`compile_object` into this process (no compiling)."""
     _initialize()
+    if llvm.get_object_format() == "ELF":
+        _check_elf(binary)
     with _LOCK:
         engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _target_machine())
         try:
