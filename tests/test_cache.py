@@ -328,3 +328,16 @@ def test_cli_export_import_then_the_kernel_loads_without_tuning(tmp_path):
     cleared = subprocess.run(cli + ["cache", "clear", "--kernel", "dense"], env=_env(target), **run)
     assert "removed 2 entries" in cleared.stdout  # the artifact and the imported config
     assert _run_script(target)["compiled"] == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to chown")
+def test_directory_owned_by_another_user_is_refused(tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir(mode=0o700)
+    os.chown(foreign, 12345, 12345)
+    with jitune.config.override(disable_cache=False, cache_dir=str(foreign)):
+        with pytest.warns(CacheWarning, match="belongs to user id 12345"):
+            kernel = _fresh_call(_dense, _args())
+        assert kernel.compile_count == 1
+    assert list(foreign.iterdir()) == []
+    _stores.clear()
