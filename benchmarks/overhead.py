@@ -124,7 +124,9 @@ def measure(number: int, repeat: int) -> dict[str, Any]:
                 "median_us": 1e6 * statistics.median(values),
                 "samples_us": [1e6 * v for v in values],
             }
-        row["jitune_minus_python_median_us"] = row["jitune"]["median_us"] - row["python"]["median_us"]
+        row["jitune_minus_python_median_us"] = (
+            row["jitune"]["median_us"] - row["python"]["median_us"]
+        )
         row["jitune_over_ufunc_median"] = row["jitune"]["median_us"] / row["ufunc"]["median_us"]
         results[case] = row
     return results
@@ -139,17 +141,25 @@ def main(argv: list[str] | None = None) -> int:
 
     results = measure(args.number, args.repeat)
 
-    print(f"dispatch overhead, float32[4], {args.repeat} repeats x {args.number} calls, "
-          "microseconds per call (best / median)")
-    header = f"{'op':<8} {'jitune kernel':>16} {'Python function':>16} {'NumPy ufunc':>16} " \
-             f"{'jitune - Python':>16}"
+    print(
+        f"dispatch overhead, float32[4], {args.repeat} repeats x {args.number} calls, "
+        "microseconds per call (best / median)"
+    )
+    header = (
+        f"{'op':<8} {'jitune kernel':>16} {'Python function':>16} {'NumPy ufunc':>16} "
+        f"{'jitune - Python':>16}"
+    )
     print(header)
     print("-" * len(header))
     for case, row in results.items():
-        cells = [f"{row[k]['best_us']:6.2f} / {row[k]['median_us']:6.2f}"
-                 for k in ("jitune", "python", "ufunc")]
-        print(f"{case:<8} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16} "
-              f"{row['jitune_minus_python_median_us']:>16.2f}")
+        cells = [
+            f"{row[k]['best_us']:6.2f} / {row[k]['median_us']:6.2f}"
+            for k in ("jitune", "python", "ufunc")
+        ]
+        print(
+            f"{case:<8} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16} "
+            f"{row['jitune_minus_python_median_us']:>16.2f}"
+        )
 
     report = {
         "benchmark": "overhead",

@@ -50,8 +50,9 @@ print(json.dumps({"import": imported - began, "first_call": done - start,
 
 def _run(kind: str, cache: Path) -> dict:
     env = dict(os.environ, JITUNE_CACHE_DIR=str(cache), JITUNE_DISABLE_CACHE="0")
-    result = subprocess.run([sys.executable, "-c", CHILD, kind], env=env, check=True,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, kind], env=env, check=True, capture_output=True, text=True
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -81,9 +82,13 @@ def main() -> None:
     print(f"{'process':<14}{'import jitune':>15}{'first call':>12}")
     print(f"{'import only':<14}{median('import', 'import'):>15.1f}{'-':>12}")
     for kind in ("miss", "hit"):
-        print(f"{'cache ' + kind:<14}{median(kind, 'import'):>15.1f}{median(kind, 'first_call'):>12.1f}")
-    print(f"a cache hit adds {median('hit', 'first_call'):.1f} ms beyond `import jitune` "
-          f"(a miss: {median('miss', 'first_call'):.1f} ms)")
+        print(
+            f"{'cache ' + kind:<14}{median(kind, 'import'):>15.1f}{median(kind, 'first_call'):>12.1f}"
+        )
+    print(
+        f"a cache hit adds {median('hit', 'first_call'):.1f} ms beyond `import jitune` "
+        f"(a miss: {median('miss', 'first_call'):.1f} ms)"
+    )
     out = Path(__file__).parent / "results" / "warm_start.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(samples, indent=1))

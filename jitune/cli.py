@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import config
@@ -34,12 +34,20 @@ def _age(created: Any) -> str:
     return f"{seconds:.0f} s"
 
 
-def _store(out: Any) -> Store | None:
-    store = open_store(config.get())
-    if store is None:
-        print("the disk cache is off (JITUNE_DISABLE_CACHE) or unusable; see the warning above",
-              file=out)
-    return store
+def _with_store(action: Callable[[argparse.Namespace, Any, Store], int]) -> Callable[..., int]:
+    """Run ``action`` with the open store; exit status 1 if the disk cache is off."""
+
+    def run(args: argparse.Namespace, out: Any) -> int:
+        store = open_store(config.get())
+        if store is None:
+            print(
+                "the disk cache is off (JITUNE_DISABLE_CACHE) or unusable; see the warning above",
+                file=out,
+            )
+            return 1
+        return action(args, out, store)
+
+    return run
 
 
 def _info(args: argparse.Namespace, out: Any) -> int:
@@ -49,38 +57,48 @@ def _info(args: argparse.Namespace, out: Any) -> int:
     for device in DEVICES:
         if device.available():
             target = device.target()
-            print(f"  {device.name}: {target.arch}, {target.vector_bytes * 8}-bit vectors, "
-                  f"{target.toolchain}", file=out)
+            print(
+                f"  {device.name}: {target.arch}, {target.vector_bytes * 8}-bit vectors, "
+                f"{target.toolchain}",
+                file=out,
+            )
             print(f"    fingerprint: {target.fingerprint()}", file=out)
     store = open_store(settings)
     if store is None:
         print(f"cache: off ({settings.cache_dir})", file=out)
     else:
-        print(f"cache: {store.path}, {_size(store.volume())} of {_size(settings.cache_size)}, "
-              f"{len(store.artifacts())} compiled kernels", file=out)
+        print(
+            f"cache: {store.path}, {_size(store.volume())} of {_size(settings.cache_size)}, "
+            f"{len(store.artifacts())} compiled kernels",
+            file=out,
+        )
     print("settings:", file=out)
     for field in dataclasses.fields(settings):
         print(f"  {field.name} = {getattr(settings, field.name)!r}", file=out)
     return 0
 
 
-def _list(args: argparse.Namespace, out: Any) -> int:
-    store = _store(out)
-    if store is None:
-        return 1
+@_with_store
+def _list(args: argparse.Namespace, out: Any, store: Store) -> int:
     rows = [("kernel", "signature", "target", "compile ms", "measured ms", "GFLOP/s", "age")]
-    for meta in sorted(store.artifacts(), key=lambda m: (str(m.get("kernel")), m.get("created", 0))):
+    for meta in sorted(
+        store.artifacts(), key=lambda m: (str(m.get("kernel")), m.get("created", 0))
+    ):
         measured = meta.get("measured_seconds")
         flops = meta.get("flops")
-        rows.append((
-            str(meta.get("kernel")),
-            str(meta.get("signature")),
-            str(meta.get("target", "")).split("|")[1] if "|" in str(meta.get("target")) else "?",
-            f"{1e3 * meta['compile_seconds']:.1f}" if meta.get("compile_seconds") else "-",
-            f"{1e3 * measured:.3f}" if measured else "-",
-            f"{flops / measured / 1e9:.1f}" if measured and flops else "-",
-            _age(meta.get("created")),
-        ))
+        rows.append(
+            (
+                str(meta.get("kernel")),
+                str(meta.get("signature")),
+                str(meta.get("target", "")).split("|")[1]
+                if "|" in str(meta.get("target"))
+                else "?",
+                f"{1e3 * meta['compile_seconds']:.1f}" if meta.get("compile_seconds") else "-",
+                f"{1e3 * measured:.3f}" if measured else "-",
+                f"{flops / measured / 1e9:.1f}" if measured and flops else "-",
+                _age(meta.get("created")),
+            )
+        )
     widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), file=out)
@@ -88,20 +106,16 @@ def _list(args: argparse.Namespace, out: Any) -> int:
     return 0
 
 
-def _clear(args: argparse.Namespace, out: Any) -> int:
-    store = _store(out)
-    if store is None:
-        return 1
+@_with_store
+def _clear(args: argparse.Namespace, out: Any, store: Store) -> int:
     removed = store.clear(args.kernel)
     what = f"of kernel {args.kernel!r} " if args.kernel else ""
     print(f"removed {removed} entries {what}from {store.path}", file=out)
     return 0
 
 
-def _export(args: argparse.Namespace, out: Any) -> int:
-    store = _store(out)
-    if store is None:
-        return 1
+@_with_store
+def _export(args: argparse.Namespace, out: Any, store: Store) -> int:
     count = 0
     with open(args.file, "w", encoding="utf-8") as sink:
         for line in store.export_lines():
@@ -111,10 +125,8 @@ def _export(args: argparse.Namespace, out: Any) -> int:
     return 0
 
 
-def _import(args: argparse.Namespace, out: Any) -> int:
-    store = _store(out)
-    if store is None:
-        return 1
+@_with_store
+def _import(args: argparse.Namespace, out: Any, store: Store) -> int:
     with open(args.file, encoding="utf-8") as source:
         try:
             configs, records = store.import_lines(iter(source))

@@ -52,8 +52,12 @@ def _env(cache_dir) -> dict[str, str]:
 
 def _run_script(cache_dir) -> dict:
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=_env(cache_dir), capture_output=True, text=True,
-        timeout=120, check=True,
+        [sys.executable, "-c", SCRIPT],
+        env=_env(cache_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -99,12 +103,14 @@ def test_second_process_loads_instead_of_compiling(tmp_path):
 def test_four_processes_build_one_kernel_once(tmp_path):
     cache = tmp_path / "cache"
     processes = [
-        subprocess.Popen([sys.executable, "-c", SCRIPT], env=_env(cache), stdout=subprocess.PIPE,
-                         text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", SCRIPT], env=_env(cache), stdout=subprocess.PIPE, text=True
+        )
         for _ in range(4)
     ]
-    results = [json.loads(p.communicate(timeout=120)[0].strip().splitlines()[-1])
-               for p in processes]
+    results = [
+        json.loads(p.communicate(timeout=120)[0].strip().splitlines()[-1]) for p in processes
+    ]
     assert all(r["ok"] for r in results)
     assert sum(r["compiled"] for r in results) == 1
     assert sum(r["loaded"] for r in results) == 3
@@ -138,8 +144,12 @@ def test_key_changes_with_everything_that_changes_the_code(cache_dir):
     assert _key(lambda x, w, b: np.maximum(x @ w - b, 0), args).digest != base.digest
     assert _key(_dense, (args[0].astype(np.float32),) + args[1:]).digest != base.digest
     assert _key(_dense, (np.asfortranarray(args[0]),) + args[1:]).digest != base.digest
-    for change in ({"target": "cpu|other"}, {"schema": base.schema + 1}, {"version": "0.0"},
-                   {"knobs": (("parallel_min_work", 1),)}):
+    for change in (
+        {"target": "cpu|other"},
+        {"schema": base.schema + 1},
+        {"version": "0.0"},
+        {"knobs": (("parallel_min_work", 1),)},
+    ):
         import dataclasses
 
         assert dataclasses.replace(base, **change).digest != base.digest
@@ -168,8 +178,11 @@ def test_damaged_entry_is_dropped_and_rebuilt(cache_dir, damage):
     _fresh_call(_dense, args)
     key = _key(_dense, args)
     good = _entry(key)
-    bad = {"garbage": b"\x00garbage\xff" * 10, "truncated": good[: len(good) // 2],
-           "checksum": good[:-8] + b"\x90" * 8}[damage]
+    bad = {
+        "garbage": b"\x00garbage\xff" * 10,
+        "truncated": good[: len(good) // 2],
+        "checksum": good[:-8] + b"\x90" * 8,
+    }[damage]
     _store().cache.set(f"artifact:{key.digest}", bad)
     _assert_rebuilt(key, args)
 

@@ -265,8 +265,18 @@ class Store:
         return configs, records
 
 
-_PORTABLE = ("key", "schema", "kernel", "signature", "target", "config", "jitune_version",
-             "created", "measured_seconds", "how")
+_PORTABLE = (
+    "key",
+    "schema",
+    "kernel",
+    "signature",
+    "target",
+    "config",
+    "jitune_version",
+    "created",
+    "measured_seconds",
+    "how",
+)
 
 
 def _portable(meta: dict[str, Any]) -> dict[str, Any]:
@@ -283,13 +293,17 @@ def _open(path: str, size_limit: int) -> Store | None:
         os.makedirs(path, mode=0o700, exist_ok=True)
         problem = check_private(path)
     except OSError as exc:
-        _warn_once(f"jitune: cannot create the cache directory {path} ({exc}); "
-                   "compiled kernels are kept in memory only")
+        _warn_once(
+            f"jitune: cannot create the cache directory {path} ({exc}); "
+            "compiled kernels are kept in memory only"
+        )
         return None
     if problem is not None:
-        _warn_once(f"jitune: refusing the cache directory {path}: {problem}. Cached binaries "
-                   "are code jitune runs, so the directory must be private to you (chmod 700). "
-                   "Compiled kernels are kept in memory only.")
+        _warn_once(
+            f"jitune: refusing the cache directory {path}: {problem}. Cached binaries "
+            "are code jitune runs, so the directory must be private to you (chmod 700). "
+            "Compiled kernels are kept in memory only."
+        )
         return None
     for attempt in range(2):
         try:
@@ -300,8 +314,9 @@ def _open(path: str, size_limit: int) -> Store | None:
             # a truncated or overwritten database: set it aside and start a new one
             database = os.path.join(path, "cache.db")
             aside = f"{database}.corrupt-{os.getpid()}-{int(time.time())}"
-            log.warning("jitune: cache database %s is unreadable (%s); moved to %s",
-                        database, exc, aside)
+            log.warning(
+                "jitune: cache database %s is unreadable (%s); moved to %s", database, exc, aside
+            )
             with contextlib.suppress(OSError):
                 os.replace(database, aside)
     return None
@@ -317,8 +332,10 @@ def open_store(settings: Settings) -> Store | None:
             try:
                 _stores[key] = _open(*key)
             except _DISK_ERRORS as exc:
-                _warn_once(f"jitune: the cache directory {key[0]} cannot be used ({exc}); "
-                           "compiled kernels are kept in memory only")
+                _warn_once(
+                    f"jitune: the cache directory {key[0]} cannot be used ({exc}); "
+                    "compiled kernels are kept in memory only"
+                )
                 _stores[key] = None
         return _stores[key]
 

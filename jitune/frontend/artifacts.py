@@ -55,7 +55,9 @@ class LaunchPlan:
     def from_json(cls, data: dict[str, Any]) -> LaunchPlan:
         return cls(
             int(data["buffer_count"]),
-            tuple((tuple(int(d) for d in shape), str(dtype)) for shape, dtype in data["allocations"]),
+            tuple(
+                (tuple(int(d) for d in shape), str(dtype)) for shape, dtype in data["allocations"]
+            ),
             tuple(int(k) for k in data["results"]),
         )
 
@@ -81,7 +83,11 @@ def cache_key(traced: Traced, specs: Sequence[ArgSpec], device: Device) -> Cache
 
 
 def _compile(
-    traced: Traced, specs: Sequence[ArgSpec], device: Device, key: CacheKey, name: str,
+    traced: Traced,
+    specs: Sequence[ArgSpec],
+    device: Device,
+    key: CacheKey,
+    name: str,
     how: str,
 ) -> tuple[Artifact, Lowered]:
     began = time.perf_counter()
@@ -138,7 +144,9 @@ def obtain(traced: Traced, specs: Sequence[ArgSpec], device: Device, name: str) 
     if store is None:
         artifact, lowered = build()
     else:
-        with store.building(key, config.get().cache_wait, lambda: store.load(key) is not None) as owner:
+        with store.building(
+            key, config.get().cache_wait, lambda: store.load(key) is not None
+        ) as owner:
             found = cached()
             if found is not None:
                 return found

@@ -103,8 +103,12 @@ class _Entry:
     __slots__ = ("program", "launch", "empty", "scalars", "allocations", "results", "structure")
 
     def __init__(
-        self, obtained: Obtained, device: Device, args: Sequence[Any],
-        specs: Sequence[ArgSpec], structure: Structure,
+        self,
+        obtained: Obtained,
+        device: Device,
+        args: Sequence[Any],
+        specs: Sequence[ArgSpec],
+        structure: Structure,
     ) -> None:
         self.program = obtained.program  # keeps the machine code alive
         self.launch = obtained.program.launch

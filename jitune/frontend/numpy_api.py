@@ -209,7 +209,27 @@ def _no_extras(name: str, **extras: Any) -> None:
         raise UnsupportedOperation(located(f"np.{name}: arguments {used} are not supported"))
 
 
+def _reduce_call(
+    op: ReduceOp,
+    a: Any,
+    axis: Any,
+    dtype: Any,
+    out: Any,
+    keepdims: Any,
+    initial: Any,
+    where: Any,
+    default_dtype: Callable[[np.dtype], np.dtype],
+) -> Tracer:
+    _no_extras(op.value, out=out, initial=initial, where=where)
+    node = _operand_nodes((a,), f"np.{op.value}")[0]
+    acc = np.dtype(dtype) if dtype is not None else default_dtype(node.dtype)
+    acc = supported(acc, f"np.{op.value}")
+    return _wrap(build.reduce(op, node, axis, bool(keepdims), acc))
+
+
 def _reduction(op: ReduceOp, default_dtype: Callable[[np.dtype], np.dtype]) -> Callable[..., Any]:
+    """np.sum/np.prod: ``(a, axis, dtype, out, keepdims, initial, where)``."""
+
     def handler(
         a: Any,
         axis: Any = None,
@@ -219,11 +239,7 @@ def _reduction(op: ReduceOp, default_dtype: Callable[[np.dtype], np.dtype]) -> C
         initial: Any = np._NoValue,
         where: Any = np._NoValue,
     ) -> Tracer:
-        _no_extras(op.value, out=out, initial=initial, where=where)
-        node = _operand_nodes((a,), f"np.{op.value}")[0]
-        acc = np.dtype(dtype) if dtype is not None else default_dtype(node.dtype)
-        acc = supported(acc, f"np.{op.value}")
-        return _wrap(build.reduce(op, node, axis, bool(keepdims), acc))
+        return _reduce_call(op, a, axis, dtype, out, keepdims, initial, where, default_dtype)
 
     return handler
 
@@ -239,9 +255,7 @@ def _extremum(op: ReduceOp) -> Callable[..., Any]:
         initial: Any = np._NoValue,
         where: Any = np._NoValue,
     ) -> Tracer:
-        _no_extras(op.value, out=out, initial=initial, where=where)
-        node = _operand_nodes((a,), f"np.{op.value}")[0]
-        return _wrap(build.reduce(op, node, axis, bool(keepdims), node.dtype))
+        return _reduce_call(op, a, axis, None, out, keepdims, initial, where, lambda dtype: dtype)
 
     return handler
 

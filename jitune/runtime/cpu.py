@@ -98,6 +98,7 @@ def _check_elf(binary: bytes) -> None:
     so they are checked here first. (Cached binaries also carry a checksum; this guards
     against a well-formed entry with a bad binary, e.g. written by a buggy jitune.)
     """
+
     def field(offset: int, size: int) -> int:
         return int.from_bytes(binary[offset : offset + size], "little")
 
