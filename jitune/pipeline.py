@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from . import config
 from .ir.compute import ComputeProgram
@@ -19,6 +19,7 @@ from .runtime import cpu
 from .runtime.base import Device
 from .runtime.target import Target
 from .schedule import schedule
+from .schedule.space import Config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +47,17 @@ class Lowered:
         return "\n\n".join(f"== {title} ==\n{text}" for title, text in parts)
 
 
-def lower_graph(graph: Graph, strides: Sequence[tuple[int, ...]], device: Device) -> Lowered:
-    """Run the pipeline from graph IR to source text for ``device``."""
+def lower_graph(
+    graph: Graph,
+    strides: Sequence[tuple[int, ...]],
+    device: Device,
+    configs: Mapping[str, Config] | None = None,
+) -> Lowered:
+    """Run the pipeline from graph IR to source text for ``device``.
+
+    ``configs`` chooses the schedule of stages by output buffer name (default schedule else).
+    """
     target = device.target()
     compute = lower(graph, strides)
-    loops = schedule(compute, target, config.get().parallel_min_work)
+    loops = schedule(compute, target, config.get().parallel_min_work, configs)
     return Lowered(graph, compute, loops, device.render(loops), target)

@@ -17,7 +17,7 @@ from ..ir.key import structural_key
 from ..ir.loops import LoopProgram
 from ..pipeline import Lowered, lower_graph
 from ..runtime.base import Device, Program
-from ..version import __version__
+from ..version import __version__, code_fingerprint
 from .trace import ArgSpec, Traced
 
 log = logging.getLogger("jitune.cache")
@@ -78,7 +78,7 @@ def cache_key(traced: Traced, specs: Sequence[ArgSpec], device: Device) -> Cache
         signature=signature_of(specs),
         target=device.target().fingerprint(),
         knobs=(("parallel_min_work", settings.parallel_min_work),),
-        version=__version__,
+        version=f"{__version__}+{code_fingerprint()}",
     )
 
 

@@ -1,32 +1,40 @@
-"""Packing: copy a contraction operand that is strided along the vector axis into a layout
-where that axis is contiguous, so the register tile reads it with vector loads.
+"""Packing: copy the operand of a contraction that the register tile reads as vectors into
+micro-panels, so the tile reads it contiguously whatever its original layout.
 
-``einsum("bhqd,bhkd->bhqk", q, k)`` vectorizes over ``k``, along which ``k`` has stride ``d``:
-without packing every vector load is a gather. One transposing copy (a pass over ``k``) is far
-cheaper than gathers repeated for every row of ``q``.
+For ``C[i, j] = sum_k A[i, k] * B[k, j]`` with ``nr`` columns per tile, the packed buffer is
+``P[jt, k, jj] = B[k, jt * nr + jj]`` for the ``N // nr`` full column panels: one tile's
+operand is then ``kc x nr`` consecutive elements, instead of ``nr``-wide rows ``N`` apart (which
+alias in the cache when N is a power of two, and need gathers when B is transposed, as in
+``einsum("bhqd,bhkd->bhqk")``). Batch indices of the operand stay leading axes of the panel
+buffer. Tail tiles (the last ``N % nr`` columns) read the original operand.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from ..ir.compute import Axis, BufferDecl, ComputeProgram, Stage, StageKind, contiguous_strides
-from ..ir.expr import (
-    Expr,
-    ExprOp,
-    coefficient,
-    is_const,
-    linear_index,
-    load,
-    loads,
-    substitute,
-    transform,
-    var,
-)
+from ..ir.compute import Axis, BufferDecl, Stage, contiguous_strides
+from ..ir.expr import Expr, ExprOp, index_add, index_mul, is_const, load, loads, substitute, var
 
 
-def _packable(node: Expr) -> list[str] | None:
-    """The variables indexing ``node`` if each index is a distinct variable (or 0)."""
+@dataclasses.dataclass(frozen=True)
+class PackedOperand:
+    """Where the fast path of a tile finds one operand: ``buffer[batch..., vt, reduce..., jj]``."""
+
+    source: Expr  # the operand's load in the stage body
+    buffer: str
+    batch: tuple[str, ...]  # variables of the operand that stay leading axes
+    reduce: tuple[str, ...]  # summed variables of the operand, in its index order
+
+    def index(self, tile: Expr, column: Expr) -> tuple[Expr, ...]:
+        """The packed index of column ``column`` of column tile ``tile`` (other indices are
+        the stage's own variables, substituted later like the rest of the body)."""
+        batch = tuple(var(name) for name in self.batch)
+        reduce = tuple(var(name) for name in self.reduce)
+        return batch + (tile,) + reduce + (column,)
+
+
+def _operand_vars(node: Expr) -> list[str] | None:
     names = []
     for index in node.src:
         if index.op is ExprOp.VAR:
@@ -36,37 +44,51 @@ def _packable(node: Expr) -> list[str] | None:
     return names if len(set(names)) == len(names) else None
 
 
-def pack_strided_operands(program: ComputeProgram) -> ComputeProgram:
-    """``program`` with copies inserted before contractions that would read strided vectors."""
-    buffers = {decl.name: decl for decl in program.buffers}
-    new_buffers = list(program.buffers)
-    stages: list[Stage] = []
-    for stage in program.stages:
-        active = [a for a in stage.axes if a.extent != 1]
-        if stage.kind is not StageKind.CONTRACTION or not active:
-            stages.append(stage)
+def plan_packing(
+    stage: Stage, vector_axis: str, row_axis: str | None, nr: int, name: str
+) -> tuple[list[Stage], list[BufferDecl], list[PackedOperand]]:
+    """Pack stages, their buffers, and where the tile finds each packed operand.
+
+    Returns empty lists when no operand qualifies (no full column panel, or no operand indexed
+    by plain variables that include the vector axis and a summed axis but not the row axis).
+    """
+    extents = {a.name: a.extent for a in stage.axes + stage.reduce_axes}
+    panels = extents[vector_axis] // nr
+    summed = {a.name for a in stage.reduce_axes}
+    stages, buffers, packed = [], [], []
+    if panels == 0:
+        return [], [], []
+    for position, node in enumerate(loads(stage.body)):
+        names = _operand_vars(node)
+        if names is None or vector_axis not in names or not summed & set(names):
             continue
-        vector_axis = active[-1].name
-        extents = {a.name: a.extent for a in stage.axes + stage.reduce_axes}
-        replacements: dict[Expr, Expr] = {}
-        for node in loads(stage.body):
-            decl = buffers[node.arg]
-            step = coefficient(linear_index(node.src, decl.strides), vector_axis)
-            names = _packable(node)
-            if step in (0, 1, None) or names is None or vector_axis not in names:
-                continue
-            order = [name for name in names if name != vector_axis] + [vector_axis]
-            shape = tuple(extents[name] for name in order)
-            packed = f"p{len(new_buffers)}"
-            new_buffers.append(
-                BufferDecl(packed, shape, node.dtype, contiguous_strides(shape), "temp")
-            )
-            axes = tuple(Axis(f"i{k}", extents[name]) for k, name in enumerate(order))
-            renamed = {name: var(f"i{k}") for k, name in enumerate(order)}
-            stages.append(Stage(packed, node.dtype, axes, substitute(node, renamed)))
-            replacements[node] = load(packed, tuple(var(name) for name in order), node.dtype)
-        if replacements:
-            body = transform(stage.body, replacements.get)
-            stage = dataclasses.replace(stage, body=body)
-        stages.append(stage)
-    return dataclasses.replace(program, buffers=tuple(new_buffers), stages=tuple(stages))
+        if row_axis is not None and row_axis in names:
+            continue
+        batch = tuple(n for n in names if n != vector_axis and n not in summed)
+        reduce = tuple(n for n in names if n in summed)
+        order = list(batch) + ["%tile"] + list(reduce) + ["%lane"]
+        shape = tuple(panels if n == "%tile" else nr if n == "%lane" else extents[n] for n in order)
+        buffer = f"{name}_{position}"
+        axes = tuple(Axis(f"i{k}", extent) for k, extent in enumerate(shape))
+        renamed = {n: var(f"i{order.index(n)}") for n in batch + reduce}
+        renamed[vector_axis] = index_add(
+            index_mul(var(f"i{order.index('%tile')}"), nr), var(f"i{len(order) - 1}")
+        )
+        stages.append(Stage(buffer, node.dtype, axes, substitute(node, renamed)))
+        buffers.append(BufferDecl(buffer, shape, node.dtype, contiguous_strides(shape), "temp"))
+        packed.append(PackedOperand(node, buffer, batch, reduce))
+    return stages, buffers, packed
+
+
+def packed_body(
+    body: Expr, packed: list[PackedOperand], tile_index: dict[str, Expr], tile: Expr,
+    column: Expr,
+) -> Expr:
+    """``body`` at ``tile_index`` with packed operands read from their panels."""
+    from ..ir.expr import transform
+
+    replacements = {
+        p.source: load(p.buffer, p.index(tile, column), p.source.dtype) for p in packed
+    }
+    with_panels = transform(body, replacements.get)
+    return substitute(with_panels, tile_index)

@@ -1,0 +1,117 @@
+"""Schedule spaces: the Space API, and every template under random configs of its space."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from helpers import assert_close
+
+from jitune.frontend.artifacts import LaunchPlan
+from jitune.frontend.kernel import _spec
+from jitune.frontend.trace import trace
+from jitune.ir.compute import StageKind
+from jitune.pipeline import lower_graph
+from jitune.runtime.devices import device_of
+from jitune.runtime.interp import evaluate
+from jitune.schedule.default import default_config, space
+from jitune.schedule.space import Config, Knob, Space
+
+SPACE = Space((Knob("a", (1, 2, 4)), Knob("b", (False, True)), Knob("c", ("x", "y", "z"))))
+
+
+def test_space_sample_neighbours_encode():
+    assert len(SPACE) == 18 == len(list(SPACE.configs()))
+    assert len(set(SPACE.configs())) == 18
+    first = SPACE.sample(random.Random(7))
+    assert first == SPACE.sample(random.Random(7))  # a seed fixes every choice
+    assert SPACE.contains(first)
+    neighbours = SPACE.neighbours(first)
+    assert len(neighbours) == 2 + 1 + 2
+    for other in neighbours:
+        assert sum(first[k] != other[k] for k in first) == 1
+    vector = SPACE.encode(Config({"a": 4, "b": True, "c": "z"}))
+    np.testing.assert_allclose(vector, [np.log2(5), 1.0, 2.0])
+    assert not SPACE.contains(Config({"a": 3, "b": True, "c": "z"}))
+
+
+def _run(fn, args, configs_for):
+    """Compile ``fn`` for ``args`` with stage configs chosen by ``configs_for(stages)``."""
+    specs = [_spec(a, k, "test") for k, a in enumerate(args)]
+    device = device_of(args, "test")
+    traced = trace(fn, specs)
+    probe = lower_graph(traced.graph, [s.strides for s in specs], device)
+    configs = configs_for(probe.compute.stages)
+    lowered = lower_graph(traced.graph, [s.strides for s in specs], device, configs)
+    plan = LaunchPlan.of(lowered.loops)
+    program = device.load(device.compile(lowered.source), plan.buffer_count)
+    arrays = list(args) + [np.empty(shape, dtype) for shape, dtype in plan.allocations]
+    program.launch(*arrays)
+    (expected,) = evaluate(traced.graph, args)
+    assert_close(arrays[plan.results[0]], expected)
+    return lowered
+
+
+def _random_configs(seed):
+    rng = random.Random(seed)
+    return lambda stages: {s.out: space(s).sample(rng) for s in stages}
+
+
+EXTENTS = (1, 7, 33, 130)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_contraction_template_random_configs(seed):
+    rng = np.random.default_rng(seed)
+    m, k, n = (EXTENTS[(seed + d) % 4] for d in range(3))
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    if seed % 3 == 1:
+        b = np.ascontiguousarray(b.T).T  # a transposed view: strided along the vector axis
+    bias = rng.standard_normal(n).astype(np.float32)
+    _run(lambda x, w, c: np.maximum(x @ w + c, 0), (a, b, bias), _random_configs(seed))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_batched_contraction_random_configs(seed):
+    rng = np.random.default_rng(100 + seed)
+    batch, m, k, n = 3, EXTENTS[seed % 4], 17, EXTENTS[(seed + 1) % 4]
+    q = rng.standard_normal((batch, m, k))
+    kk = rng.standard_normal((batch, n, k))
+    _run(lambda x, y: np.einsum("bqd,bkd->bqk", x, y), (q, kk), _random_configs(seed))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_elementwise_and_reduction_templates_random_configs(seed):
+    rng = np.random.default_rng(200 + seed)
+    rows, cols = EXTENTS[seed % 4], EXTENTS[(seed + 2) % 4]
+    x = rng.standard_normal((rows, cols)).astype(np.float32)
+
+    def softmax(v):
+        e = np.exp(v - v.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    lowered = _run(softmax, (x,), _random_configs(seed))
+    assert {s.kind for s in lowered.compute.stages} <= {StageKind.ELEMENTWISE, StageKind.REDUCTION}
+    _run(lambda v: (np.tanh(v) * 2 + 1).sum(axis=0), (x,), _random_configs(seed))
+
+
+def test_every_contraction_config_of_a_small_space_is_correct():
+    """Exhaustively, for one awkward shape: every point of the contraction space."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((13, 9)).astype(np.float32)
+    b = rng.standard_normal((9, 37)).astype(np.float32)
+    specs_probe = _run(lambda x, w: x @ w, (a, b), lambda stages: {})
+    (stage,) = specs_probe.compute.stages
+    for config in space(stage).configs():
+        _run(lambda x, w: x @ w, (a, b), lambda stages, c=config: {s.out: c for s in stages})
+
+
+def test_default_configs_lie_in_their_spaces():
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((64, 48))).astype(np.float32)  # exp stays well-conditioned
+    lowered = _run(lambda v, w: np.exp(v @ w.T).sum(axis=1), (x, x), lambda stages: {})
+    buffers = {d.name: d for d in lowered.compute.buffers}
+    for stage in lowered.compute.stages:
+        assert space(stage).contains(default_config(stage, lowered.target, buffers))
