@@ -16,7 +16,7 @@ import numpy as np
 from ..ir.compute import BufferDecl
 from ..ir.expr import Expr, ExprOp, coefficient, free_vars, iconst, linear_index, loads, substitute
 from ..ir.loops import Alloc, Block, For, If, Kernel, LoopKind, LoopProgram, Stmt, Store
-from ..ir.ops import BinaryOp
+from ..ir.ops import BinaryOp, UnaryOp
 from . import llvm_ops as ops
 from .llvm_ops import Val
 from .llvm_types import literal, memory_type, register_type, vector_type
@@ -25,8 +25,12 @@ PARALLEL_FOR = "jitune_parallel_for"
 ENTRY = "jitune_entry"
 
 
-def _small_power(exponent: Expr) -> bool:
-    return exponent.op is ExprOp.CONST and exponent.arg in (2, 3, 4)
+def _special_power(expr: Expr) -> bool:
+    """``x ** c`` that is computed without ``pow``: c in 2, 3, 4 (any dtype), 0.5 or -1."""
+    exponent = expr.src[1]
+    if exponent.op is not ExprOp.CONST:
+        return False
+    return exponent.arg in (2, 3, 4) or (expr.dtype.kind == "f" and exponent.arg in (0.5, -1))
 
 
 def _kind(dtype: np.dtype) -> str:
@@ -144,14 +148,8 @@ class _Function:
             return Val(literal(expr.arg, expr.dtype), register_type(expr.dtype))
         if op is ExprOp.LOAD:
             return self.load(expr)
-        if op is ExprOp.BINARY and expr.arg is BinaryOp.POW and _small_power(expr.src[1]):
-            # x**2, x**3, x**4 as products: exact for integers, within an ulp for floats,
-            # and much faster than a call to pow
-            base = self.expr(expr.src[0])
-            result = base
-            for _ in range(int(expr.src[1].arg) - 1):
-                result = ops.binary(self, BinaryOp.MUL, result, base)
-            return result
+        if op is ExprOp.BINARY and expr.arg is BinaryOp.POW and _special_power(expr):
+            return self.power(self.expr(expr.src[0]), expr.src[1].arg)
         args = [self.expr(child) for child in expr.src]
         if op is ExprOp.UNARY:
             return ops.unary(self, expr.arg, args[0])
@@ -165,6 +163,20 @@ class _Function:
                 self, args[0], _kind(source), _kind(expr.dtype), register_type(expr.dtype)
             )
         raise NotImplementedError(op)
+
+    def power(self, base: Val, exponent: float) -> Val:
+        """``base ** exponent`` for the exponents of :func:`_special_power`.
+
+        Products are exact for integers and within an ulp for floats.
+        """
+        if exponent == -1:
+            return ops.unary(self, UnaryOp.RECIPROCAL, base)
+        if exponent == 0.5:  # NumPy computes x ** 0.5 as sqrt too (so (-inf) ** 0.5 is nan)
+            return ops.call_intrinsic(self, "sqrt", [base])
+        result = base
+        for _ in range(int(exponent) - 1):
+            result = ops.binary(self, BinaryOp.MUL, result, base)
+        return result
 
     def address(self, buffer: str, indices: tuple[Expr, ...]) -> tuple[str, np.dtype, Expr]:
         """Base pointer, dtype and flat element index of ``buffer[indices]``."""

@@ -27,9 +27,13 @@ class Val:
 
 
 class Emitter(Protocol):
+    block: str  # the label of the basic block being written
+
     def tmp(self) -> str: ...
     def line(self, text: str) -> None: ...
     def declare(self, text: str) -> None: ...
+    def label(self, hint: str) -> str: ...
+    def start_block(self, name: str) -> None: ...
 
 
 def is_float(scalar: str) -> bool:
@@ -137,10 +141,11 @@ def unary(em: Emitter, op: UnaryOp, x: Val) -> Val:
             if f
             else call_intrinsic(em, "abs", [x], extra="i1 false")
         )
-    if op is UnaryOp.EXP and x.scalar == "float":
-        return exp_f32(em, x)
-    if op is UnaryOp.TANH and x.scalar == "float":
-        return tanh_f32(em, x)
+    if x.scalar == "float":
+        from .llvm_math import FLOAT32  # vector float32 math builds on this module
+
+        if op in FLOAT32:
+            return FLOAT32[op](em, x)
     if op in _INTRINSIC:
         return call_intrinsic(em, _INTRINSIC[op], [x])
     if op in _LIBM:
@@ -357,111 +362,3 @@ done0:
 }}"""
         )
     return "\n".join(text)
-
-
-# -- float32 transcendental functions, vectorized -------------------------------------------
-# libm has no vector entry points that LLVM can call here, so llvm.exp on a vector becomes one
-# scalar call per lane. These polynomial forms (Cephes' expf and tanhf coefficients, accurate
-# to about 2 ulp) keep float32 exp and tanh in SIMD registers.
-
-_EXP_POLY = (
-    1.9875691500e-4,
-    1.3981999507e-3,
-    8.3334519073e-3,
-    4.1665795894e-2,
-    1.6666665459e-1,
-    5.0000001201e-1,
-)
-_TANH_POLY = (
-    -5.70498872745e-3,
-    2.06390887954e-2,
-    -5.37397155531e-2,
-    1.33314422036e-1,
-    -3.33332819422e-1,
-)
-
-
-def _f32(em: Emitter, value: float, like: Val) -> Val:
-    from .llvm_types import literal
-
-    return constant(em, literal(value, "float32"), like)
-
-
-def _horner(em: Emitter, coefficients: tuple[float, ...], x: Val) -> Val:
-    result = _f32(em, coefficients[0], x)
-    for c in coefficients[1:]:
-        result = binary(em, BinaryOp.ADD, binary(em, BinaryOp.MUL, result, x), _f32(em, c, x))
-    return result
-
-
-def _pow2_int(em: Emitter, n: Val) -> Val:
-    """2**n as float32 for an i32 ``n`` in [-126, 127]."""
-    biased = binary(em, BinaryOp.ADD, n, constant(em, "127", n))
-    shifted = instr(
-        em, f"shl {biased.type} {biased.ref}, {constant(em, '23', n).ref}", "i32", n.lanes
-    )
-    return instr(
-        em,
-        f"bitcast {shifted.type} {shifted.ref} to {vector_type('float', n.lanes)}",
-        "float",
-        n.lanes,
-    )
-
-
-def exp_f32(em: Emitter, x: Val) -> Val:
-    """exp(x) for float32 by range reduction to [-ln2/2, ln2/2] and a degree-6 polynomial."""
-    clamped = call_intrinsic(
-        em, "maxnum", [call_intrinsic(em, "minnum", [x, _f32(em, 88.8, x)]), _f32(em, -104.0, x)]
-    )
-    scaled = binary(
-        em,
-        BinaryOp.ADD,
-        binary(em, BinaryOp.MUL, clamped, _f32(em, 1.44269504088896341, x)),
-        _f32(em, 0.5, x),
-    )
-    n_float = call_intrinsic(em, "floor", [scaled])
-    r = binary(
-        em, BinaryOp.SUB, clamped, binary(em, BinaryOp.MUL, n_float, _f32(em, 0.693359375, x))
-    )
-    r = binary(em, BinaryOp.SUB, r, binary(em, BinaryOp.MUL, n_float, _f32(em, -2.12194440e-4, x)))
-    r2 = binary(em, BinaryOp.MUL, r, r)
-    y = binary(em, BinaryOp.MUL, _horner(em, _EXP_POLY, r), r2)
-    y = binary(em, BinaryOp.ADD, binary(em, BinaryOp.ADD, y, r), _f32(em, 1.0, x))
-    n = instr(
-        em, f"fptosi {n_float.type} {n_float.ref} to {vector_type('i32', x.lanes)}", "i32", x.lanes
-    )
-    half = instr(em, f"ashr {n.type} {n.ref}, {constant(em, '1', n).ref}", "i32", x.lanes)
-    rest = binary(em, BinaryOp.SUB, n, half)
-    # two factors of 2**(n/2), so results in the subnormal range are still right
-    y = binary(
-        em, BinaryOp.MUL, binary(em, BinaryOp.MUL, y, _pow2_int(em, half)), _pow2_int(em, rest)
-    )
-    overflow = compare(em, "ogt", x, _f32(em, 88.72283935546875, x))
-    y = select(em, overflow, _f32(em, float("inf"), x), y)
-    return select(em, compare(em, "uno", x, x), x, y)
-
-
-def tanh_f32(em: Emitter, x: Val) -> Val:
-    """tanh(x) for float32: an odd polynomial near 0, 1 - 2 / (exp(2|x|) + 1) elsewhere."""
-    magnitude = call_intrinsic(em, "fabs", [x])
-    z = binary(em, BinaryOp.MUL, x, x)
-    small = binary(
-        em,
-        BinaryOp.ADD,
-        binary(em, BinaryOp.MUL, binary(em, BinaryOp.MUL, _horner(em, _TANH_POLY, z), z), x),
-        x,
-    )
-    e = exp_f32(em, binary(em, BinaryOp.MUL, magnitude, _f32(em, 2.0, x)))
-    large = binary(
-        em,
-        BinaryOp.SUB,
-        _f32(em, 1.0, x),
-        instr(
-            em,
-            f"fdiv {e.type} {_f32(em, 2.0, x).ref}, {binary(em, BinaryOp.ADD, e, _f32(em, 1.0, x)).ref}",
-            "float",
-            x.lanes,
-        ),
-    )
-    large = call_intrinsic(em, "copysign", [large, x])
-    return select(em, compare(em, "olt", magnitude, _f32(em, 0.625, x)), small, large)

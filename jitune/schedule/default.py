@@ -76,12 +76,14 @@ def _active(stage: Stage, fixed: dict[str, Expr] | None = None) -> list[Axis]:
 def space(stage: Stage) -> Space:
     """The knobs of ``stage``'s template."""
     if stage.kind is StageKind.CONTRACTION:
-        return Space((
-            Knob("mr", (1, 2, 3, 4, 6, 8)),
-            Knob("nv", (1, 2, 3, 4)),
-            Knob("pack", (False, True)),
-            Knob("order", ("rows_outer", "cols_outer")),
-        ))
+        return Space(
+            (
+                Knob("mr", (1, 2, 3, 4, 6, 8)),
+                Knob("nv", (1, 2, 3, 4)),
+                Knob("pack", (False, True)),
+                Knob("order", ("rows_outer", "cols_outer")),
+            )
+        )
     if stage.reduce_op is not None:
         return Space((Knob("nv", (1, 2, 4, 8)),))
     return Space((Knob("nv", (1, 2, 4)),))
@@ -263,7 +265,12 @@ def _output_vectorized(ctx: _Context, active: list[Axis], base: dict[str, Expr])
     stage = ctx.stage
     shape = tile_shape(stage, active, ctx.lanes, ctx.config)
     v_axis, u_axis, lanes, nv, mr, nr = (
-        shape.v_axis, shape.u_axis, shape.lanes, shape.nv, shape.mr, shape.nr
+        shape.v_axis,
+        shape.u_axis,
+        shape.lanes,
+        shape.nv,
+        shape.mr,
+        shape.nr,
     )
     outer = [a for a in active if a is not v_axis and a is not u_axis]
     vt, ut = f"{v_axis.name}_t", (f"{u_axis.name}_t" if u_axis else "")
@@ -505,7 +512,10 @@ def _cost(stage: Stage) -> int:
 
 
 def _kernel(
-    name: str, group: list[_Planned], buffers: dict[str, BufferDecl], target: Target,
+    name: str,
+    group: list[_Planned],
+    buffers: dict[str, BufferDecl],
+    target: Target,
     min_work: int,
 ) -> Kernel:
     work = sum(_cost(p.stage) for p in group)
@@ -515,8 +525,9 @@ def _kernel(
     else:
         rows = group[0].stage.axes[0].extent
         nests = [
-            stage_nest(p.stage, buffers, target, p.config, p.packed,
-                       {p.stage.axes[0].name: var("row")})
+            stage_nest(
+                p.stage, buffers, target, p.config, p.packed, {p.stage.axes[0].name: var("row")}
+            )
             for p in group
         ]
         body = _loop("row", rows, block(*nests))

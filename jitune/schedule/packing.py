@@ -81,14 +81,15 @@ def plan_packing(
 
 
 def packed_body(
-    body: Expr, packed: list[PackedOperand], tile_index: dict[str, Expr], tile: Expr,
+    body: Expr,
+    packed: list[PackedOperand],
+    tile_index: dict[str, Expr],
+    tile: Expr,
     column: Expr,
 ) -> Expr:
     """``body`` at ``tile_index`` with packed operands read from their panels."""
     from ..ir.expr import transform
 
-    replacements = {
-        p.source: load(p.buffer, p.index(tile, column), p.source.dtype) for p in packed
-    }
+    replacements = {p.source: load(p.buffer, p.index(tile, column), p.source.dtype) for p in packed}
     with_panels = transform(body, replacements.get)
     return substitute(with_panels, tile_index)

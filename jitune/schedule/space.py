@@ -88,6 +88,7 @@ class Space:
 
     def configs(self) -> Iterator[Config]:
         """Every config of the space, in a fixed order."""
+
         def walk(index: int, chosen: dict[str, Any]) -> Iterator[Config]:
             if index == len(self.knobs):
                 yield Config(chosen)
