@@ -450,17 +450,8 @@ def _reduce_vectorized(ctx: _Context, active: list[Axis], base: dict[str, Expr])
         ),
         _nest(others, _loop("k_t", main // step, _loop("c_", nv, lanes_loop, LoopKind.UNROLLED))),
         Alloc("acc", stage.acc_dtype, 1),
-        Store("acc", (iconst(0),), identity(op, stage.acc_dtype)),
-        _loop(
-            "j_",
-            step,
-            Store(
-                "acc",
-                (iconst(0),),
-                combine(op, scalar_load, load("vacc", (var("j_"),), stage.acc_dtype)),
-            ),
-            LoopKind.UNROLLED,
-        ),
+        _horizontal(op, stage.acc_dtype, lanes, nv),
+        Store("acc", (iconst(0),), load("vacc", (iconst(0),), stage.acc_dtype)),
         _nest(
             others,
             _loop(
@@ -475,6 +466,27 @@ def _reduce_vectorized(ctx: _Context, active: list[Axis], base: dict[str, Expr])
         Store(stage.out, out_indices, substitute(_store_value(ctx, scalar_load), base)),
     )
     return _nest(active, body)
+
+
+def _horizontal(op: ReduceOp, dtype: np.dtype, lanes: int, nv: int) -> Stmt:
+    """Combine the ``nv`` x ``lanes`` accumulators in ``vacc`` into ``vacc[0]``: first the
+    vectors lane by lane, then halves of one vector (a tree, log2(lanes) steps), so the
+    combine is a few vector operations instead of a chain of ``nv * lanes`` scalar ones."""
+    lane = var("l_")
+
+    def fold(width: int, offset: Expr) -> Stmt:
+        here = load("vacc", (lane,), dtype)
+        there = load("vacc", (index_add(lane, offset),), dtype)
+        return _loop(
+            "l_", width, Store("vacc", (lane,), combine(op, here, there)), LoopKind.VECTORIZED
+        )
+
+    steps: list[Stmt] = [fold(lanes, iconst(c * lanes)) for c in range(1, nv)]
+    width = lanes
+    while width > 1:
+        width //= 2
+        steps.append(fold(width, iconst(width)))
+    return block(*steps) if steps else block()
 
 
 def stage_nest(
