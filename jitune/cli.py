@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import dataclasses
 import sys
 import time
@@ -160,6 +161,10 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> int:
     """Run the command line; returns the exit status."""
     args = parser().parse_args(argv)
     out = out or sys.stdout
-    if args.command == "info":
-        return _info(args, out)
-    return _ACTIONS[args.action](args, out)
+    try:
+        if args.command == "info":
+            return _info(args, out)
+        return _ACTIONS[args.action](args, out)
+    except BrokenPipeError:  # `jitune cache list | head`: the reader left, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
