@@ -162,13 +162,18 @@ class _Lowering:
             return self.inline(node.src[0], operand_indices(node, indices))
         raise AssertionError(f"{op} should have been materialized")
 
-    def new_buffer(self, node: Array, role: Role) -> str:
+    def declare(self, node: Array, role: Role) -> str:
+        """A new C-contiguous buffer of ``node``'s shape and dtype; returns its name."""
         count = sum(b.role == role for b in self.buffers)
         name = f"out{count}" if role == "output" else f"t{count}"
         self.buffers.append(
             BufferDecl(name, node.shape, node.dtype, contiguous_strides(node.shape), role)
         )
-        self.buffer_of[id(node)] = name
+        return name
+
+    def new_buffer(self, node: Array, role: Role) -> str:
+        """A buffer that holds ``node`` from now on (later readers load it)."""
+        name = self.buffer_of[id(node)] = self.declare(node, role)
         return name
 
     def reduction_parts(
@@ -269,11 +274,8 @@ class _Lowering:
         source = self.buffer_of[id(node)]
         axes = tuple(Axis(f"i{k}", extent) for k, extent in enumerate(node.shape))
         body = load(source, tuple(var(a.name) for a in axes), node.dtype)
-        count = sum(b.role == "output" for b in self.buffers)
-        name = self.copies[id(node)] = f"out{count}"
-        self.buffers.append(
-            BufferDecl(name, node.shape, node.dtype, contiguous_strides(node.shape), "output")
-        )
+        # the input stays readable as itself; the copy is only the returned output
+        name = self.copies[id(node)] = self.declare(node, "output")
         self.stages.append(Stage(name, node.dtype, axes, body))
 
 
