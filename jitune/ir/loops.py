@@ -16,6 +16,7 @@ import numpy as np
 
 from .compute import BufferDecl
 from .expr import Expr
+from .ops import ReduceOp
 
 
 class LoopKind(enum.Enum):
@@ -23,6 +24,10 @@ class LoopKind(enum.Enum):
     PARALLEL = "parallel"  # only as a kernel's outermost loop, starting at 0
     VECTORIZED = "vectorized"  # constant extent; the body runs once on vectors of lanes
     UNROLLED = "unrolled"  # constant extent; the body is repeated
+    # GPU: ``var = start + index`` of the block (thread) along the loop's ``axis`` ("x", "y",
+    # "z"); indices past ``stop`` skip the body. The kernel's ``launch`` gives the dimensions.
+    GPU_BLOCK = "gpu_block"
+    GPU_THREAD = "gpu_thread"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +37,7 @@ class For:
     stop: Expr
     kind: LoopKind
     body: Stmt
+    axis: str = ""  # GPU_BLOCK / GPU_THREAD loops: "x", "y" or "z"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,14 +61,39 @@ class Block:
 
 @dataclasses.dataclass(frozen=True)
 class Alloc:
-    """Scratch storage private to one iteration of the enclosing loops (registers, stack)."""
+    """Scratch storage private to one iteration of the enclosing loops (registers, stack).
+
+    ``scope`` "shared" (GPUs) is one buffer per block, which all its threads see.
+    """
 
     buffer: str
     dtype: np.dtype
     size: int
+    scope: str = "local"  # "local" (registers / stack) or "shared" (a GPU block's memory)
 
 
-Stmt = Union[For, Store, If, Block, Alloc]  # noqa: UP007 - a runtime alias on Python 3.10
+@dataclasses.dataclass(frozen=True)
+class Barrier:
+    """GPU: every thread of the block waits here; shared and global writes before it are
+    visible to the block's threads after it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockReduce:
+    """GPU: combine ``buffer[0]`` (a local scalar) of every thread of the block with ``op``
+    (a ReduceOp: sum, prod, max, min); afterwards each thread's ``buffer[0]`` holds the result.
+
+    ``threads`` is the block size. Code generators expand it into warp shuffles and a combine
+    of the warps' results through shared memory; it contains the barriers it needs.
+    """
+
+    buffer: str
+    op: ReduceOp
+    dtype: np.dtype
+    threads: int
+
+
+Stmt = Union[For, Store, If, Block, Alloc, Barrier, BlockReduce]  # noqa: UP007 - runtime alias
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +102,8 @@ class Kernel:
     body: Stmt
     parallel: bool  # the runtime may split the outermost (PARALLEL) loop across threads
     work: int  # estimated scalar operations, to decide whether threads pay
+    launch: tuple[tuple[int, int, int], tuple[int, int, int]] | None = None
+    """GPU kernels: (grid, block) dimensions, from the body's GPU_BLOCK / GPU_THREAD loops."""
 
 
 @dataclasses.dataclass(frozen=True)

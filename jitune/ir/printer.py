@@ -109,7 +109,7 @@ def format_compute(program: ComputeProgram) -> str:
 
 
 def format_stmt(stmt: Stmt, indent: int = 0) -> list[str]:
-    from .loops import Alloc, Block, For, If, Store
+    from .loops import Alloc, Barrier, Block, BlockReduce, For, If, Store
 
     pad = "  " * indent
     if isinstance(stmt, Block):
@@ -117,6 +117,8 @@ def format_stmt(stmt: Stmt, indent: int = 0) -> list[str]:
     if isinstance(stmt, For):
         head = f"{pad}for {stmt.var} in {format_expr(stmt.start)}..{format_expr(stmt.stop)}"
         kind = "" if stmt.kind.value == "serial" else f"  # {stmt.kind.value}"
+        if stmt.axis:
+            kind += f".{stmt.axis}"
         return [head + ":" + kind] + format_stmt(stmt.body, indent + 1)
     if isinstance(stmt, Store):
         index = ", ".join(format_expr(i) for i in stmt.indices)
@@ -127,7 +129,12 @@ def format_stmt(stmt: Stmt, indent: int = 0) -> list[str]:
             lines += [f"{pad}else:"] + format_stmt(stmt.orelse, indent + 1)
         return lines
     if isinstance(stmt, Alloc):
-        return [f"{pad}alloc {stmt.buffer}: {stmt.dtype}[{stmt.size}]"]
+        scope = "" if stmt.scope == "local" else f" {stmt.scope}"
+        return [f"{pad}alloc{scope} {stmt.buffer}: {stmt.dtype}[{stmt.size}]"]
+    if isinstance(stmt, Barrier):
+        return [f"{pad}barrier"]
+    if isinstance(stmt, BlockReduce):
+        return [f"{pad}{stmt.buffer}[0] = block_{stmt.op.value}({stmt.buffer}[0])  # {stmt.threads} threads"]
     raise TypeError(f"not a loop IR statement: {stmt!r}")
 
 
@@ -135,6 +142,8 @@ def format_loops(program: LoopProgram) -> str:
     lines = []
     for kernel in program.kernels:
         mode = "parallel" if kernel.parallel else "single-thread"
+        if kernel.launch is not None:
+            mode = f"grid {kernel.launch[0]}, block {kernel.launch[1]}"
         lines.append(f"kernel {kernel.name}  # {mode}, ~{kernel.work} ops")
         lines += format_stmt(kernel.body, 1)
     return "\n".join(lines)

@@ -17,6 +17,12 @@ class Target:
     features: str  # LLVM feature string for CPUs
     vector_bytes: int
     toolchain: str  # e.g. "llvm-22.1.0": part of the fingerprint of compiled code
+    limits: tuple[tuple[str, int], ...] = ()  # GPUs: max_threads, shared_bytes, processors...
+
+    def limit(self, name: str, default: int) -> int:
+        """A device limit by name (``max_threads``, ``shared_bytes``, ``registers``,
+        ``processors``, ``warp``), or ``default`` if the target does not say."""
+        return dict(self.limits).get(name, default)
 
     def lanes(self, itemsize: int) -> int:
         """Vector lanes for elements of ``itemsize`` bytes."""
@@ -24,4 +30,7 @@ class Target:
 
     def fingerprint(self) -> str:
         """A string identifying every property compiled code depends on."""
-        return f"{self.name}|{self.arch}|{self.features}|{self.toolchain}"
+        text = f"{self.name}|{self.arch}|{self.features}|{self.toolchain}"
+        if self.limits:
+            text += "|" + ",".join(f"{k}={v}" for k, v in self.limits)
+        return text
