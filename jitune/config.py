@@ -13,12 +13,61 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 from collections.abc import Iterator
 from typing import Literal
 
 from .errors import ConfigError
 
 TargetName = Literal["auto", "cpu"]
+ProgressMode = Literal["auto", "on", "off"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How much a new signature may be tuned: measured trials, or seconds of wall time.
+
+    ``Budget(trials=0)`` measures nothing (the cost model's choice, or the default schedule).
+    """
+
+    trials: int | None = None
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.trials is None) == (self.seconds is None):
+            raise ValueError("a budget is either trials or seconds")
+
+    @property
+    def none(self) -> bool:
+        """True when nothing may be measured."""
+        return self.trials == 0 or self.seconds == 0
+
+    def __str__(self) -> str:
+        return f"{self.trials} trials" if self.trials is not None else f"{self.seconds:g}s"
+
+
+def parse_budget(value: object, name: str = "JITUNE_BUDGET") -> Budget:
+    """A :class:`Budget` from ``64`` (trials), ``"64"``, ``"30s"``, ``"2min"`` or a Budget;
+    raises :class:`ConfigError` naming ``name`` for anything else."""
+    if isinstance(value, Budget):
+        return value
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r}: expected a number of trials (64) or a time (30s)")
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(f"{name}={value!r}: expected a number of trials >= 0")
+        return Budget(trials=value)
+    raw = str(value).strip().lower()
+    units = {"ms": 1e-3, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
+    match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)", raw)
+    if match is None or (match.group(2) and match.group(2) not in units):
+        raise ConfigError(f"{name}={value!r}: expected a number of trials (64) or a time (30s)")
+    number, unit = match.groups()
+    if not unit:
+        if "." in number:
+            raise ConfigError(f"{name}={value!r}: a number of trials must be a whole number")
+        return Budget(trials=int(number))
+    return Budget(seconds=float(number) * units[unit])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +92,13 @@ class Settings:
     cache_wait: float = 60.0
     """JITUNE_CACHE_WAIT: seconds to wait for another process that is building the same
     kernel before building it here too."""
+    budget: Budget = Budget(trials=32)
+    """JITUNE_BUDGET: tuning per new signature, trials (``64``) or wall time (``30s``);
+    ``0`` measures nothing. 32 trials keep a typical first call at a few seconds."""
+    isolate: bool = True
+    """JITUNE_ISOLATE: measure tuning candidates in a worker process (0: in this process)."""
+    progress: ProgressMode = "auto"
+    """JITUNE_PROGRESS: tuning progress bar on stderr; auto shows it on a terminal only."""
 
 
 def _int_var(name: str, default: int, low: int = 0) -> int:
@@ -106,6 +162,22 @@ def _float_var(name: str, default: float) -> float:
     return value
 
 
+def _budget_var(name: str, default: Budget) -> Budget:
+    raw = os.environ.get(name, "").strip()
+    return default if raw == "" else parse_budget(raw, name)
+
+
+def _progress_var(name: str) -> ProgressMode:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "auto"):
+        return "auto"
+    if raw in ("1", "true", "yes", "on"):
+        return "on"
+    if raw in ("0", "false", "no", "off"):
+        return "off"
+    raise ConfigError(f"{name}={raw!r}: expected auto, 1 or 0")
+
+
 def default_cache_dir() -> str:
     """The platform's user cache directory for jitune."""
     import platformdirs
@@ -124,6 +196,9 @@ def from_environment() -> Settings:
         disable_cache=_bool_var("JITUNE_DISABLE_CACHE", False),
         cache_size=_size_var("JITUNE_CACHE_SIZE", Settings.cache_size),
         cache_wait=_float_var("JITUNE_CACHE_WAIT", Settings.cache_wait),
+        budget=_budget_var("JITUNE_BUDGET", Settings.budget),
+        isolate=_bool_var("JITUNE_ISOLATE", True),
+        progress=_progress_var("JITUNE_PROGRESS"),
     )
 
 

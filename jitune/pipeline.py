@@ -19,7 +19,9 @@ from .runtime import cpu
 from .runtime.base import Device
 from .runtime.target import Target
 from .schedule import schedule
-from .schedule.space import Config
+from .schedule.default import default_config
+from .schedule.default import space as stage_space
+from .schedule.space import Config, Space
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,3 +63,26 @@ def lower_graph(
     compute = lower(graph, strides)
     loops = schedule(compute, target, config.get().parallel_min_work, configs)
     return Lowered(graph, compute, loops, device.render(loops), target)
+
+
+def schedule_loops(
+    compute: ComputeProgram, device: Device, configs: Mapping[str, Config] | None = None
+) -> LoopProgram:
+    """Loop IR of ``compute`` on ``device`` with ``configs`` (what the tuner's features read)."""
+    return schedule(compute, device.target(), config.get().parallel_min_work, configs)
+
+
+def stage_spaces(compute: ComputeProgram, device: Device) -> dict[str, Space]:
+    """The tunable knobs of each stage of ``compute`` on ``device``, by output buffer name.
+
+    The tuner asks here rather than the CPU templates directly, so that a device-aware version
+    can route each device to its own templates' spaces.
+    """
+    return {stage.out: stage_space(stage) for stage in compute.stages}
+
+
+def default_configs(compute: ComputeProgram, device: Device) -> dict[str, Config]:
+    """The untuned config of each stage (what :func:`lower_graph` uses when given none)."""
+    target = device.target()
+    buffers = {decl.name: decl for decl in compute.buffers}
+    return {stage.out: default_config(stage, target, buffers) for stage in compute.stages}

@@ -1,0 +1,301 @@
+"""Measuring candidates: build, check against the reference evaluator, time.
+
+A :class:`Bench` holds one task's inputs and reference outputs and measures candidates in
+the process it lives in. A :class:`Measurer` decides where that process is: in-process
+(:class:`LocalMeasurer`) or a persistent worker process (:class:`~.worker.WorkerMeasurer`),
+which survives nothing a faulty candidate does to it but is restarted for the next one.
+Measurers are chosen per device (:func:`measurer_for`), so a GPU backend registers its own.
+
+What travels to the measuring process is plain data (source text, shapes, arrays), never IR:
+IR nodes cache their hashes, and string hashes differ between processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..ir.loops import LoopProgram
+from ..runtime.base import Device
+
+
+class ErrorKind(str, enum.Enum):
+    """Why a candidate has no time (AutoTVM's MeasureErrorNo, for jitune's failure modes)."""
+
+    COMPILE_ERROR = "compile_error"  # scheduling, rendering, LLVM or loading failed
+    RUNTIME_ERROR = "runtime_error"  # running it raised
+    CRASH = "crash"  # the measuring process died
+    TIMEOUT = "timeout"  # it did not finish in time (the worker is restarted)
+    WRONG_ANSWER = "wrong_answer"  # its output differs from the reference evaluator's
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasureResult:
+    """Seconds per call (median of repeats), or the error that took the candidate out."""
+
+    seconds: float | None
+    error: ErrorKind | None = None
+    message: str = ""
+    compile_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.seconds is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Buffers one candidate's binary takes: inputs (given), then fresh non-input buffers."""
+
+    buffer_count: int
+    allocations: tuple[tuple[tuple[int, ...], str], ...]
+    results: tuple[int, ...]
+
+    @classmethod
+    def of(cls, loops: LoopProgram) -> Plan:
+        # the same layout as frontend.artifacts.LaunchPlan (not imported: the frontend
+        # imports the tuner)
+        position = {decl.name: k for k, decl in enumerate(loops.buffers)}
+        return cls(
+            len(loops.buffers),
+            tuple((d.shape, d.dtype.str) for d in loops.buffers if d.role != "input"),
+            tuple(position[name] for name in loops.outputs),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """What the measuring process needs of one config: the source and its buffer plan."""
+
+    source: str
+    plan: Plan
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """How long to measure: at least ``min_repeats`` repeats and ``min_seconds`` in all."""
+
+    min_seconds: float = 0.02
+    min_repeats: int = 3
+    max_repeats: int = 50
+    repeat_seconds: float = 1e-3  # calls per repeat are chosen so a repeat lasts this long
+
+
+@dataclasses.dataclass
+class MeasureTask:
+    """One program's measuring setup: inputs, reference outputs, device, tolerance.
+
+    ``ident`` names the task (the cache key's digest) so a worker keeps its arrays between
+    candidates. ``timeout`` bounds one candidate (build, check and timing) in a worker.
+    """
+
+    ident: str
+    device: Device
+    arguments: tuple[StridedInput, ...]
+    reference: tuple[np.ndarray, ...]
+    timing: Timing = Timing()
+    timeout: float = 60.0
+    rtol: float = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class StridedInput:
+    """An input array as its flat storage and a view of it.
+
+    Pickling a strided view copies it into a contiguous array, but a candidate is compiled
+    for the signature's strides (transposes, broadcasts), so the storage travels instead.
+    """
+
+    base: np.ndarray  # one-dimensional, or 0-d for a scalar
+    start: int  # element offset of the view's first element
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]  # in elements
+
+    def view(self) -> np.ndarray:
+        if not self.shape:
+            return self.base
+        itemsize = self.base.dtype.itemsize
+        return np.lib.stride_tricks.as_strided(
+            self.base[self.start :],
+            self.shape,
+            tuple(s * itemsize for s in self.strides),
+            writeable=False,
+        )
+
+
+def random_input(
+    shape: tuple[int, ...], dtype: np.dtype, strides: tuple[int, ...], rng: np.random.Generator
+) -> StridedInput:
+    """A random array of ``shape`` and ``dtype`` with these element strides (views such as
+    transposes and broadcasts are part of a signature, so the candidate must read them)."""
+    dtype = np.dtype(dtype)
+    if not shape:
+        return StridedInput(np.asarray(_random_values(1, dtype, rng)[0], dtype=dtype), 0, (), ())
+    low = sum(min(0, (n - 1) * s) for n, s in zip(shape, strides))
+    high = sum(max(0, (n - 1) * s) for n, s in zip(shape, strides))
+    return StridedInput(_random_values(high - low + 1, dtype, rng), -low, shape, strides)
+
+
+def _random_values(count: int, dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+    if dtype.kind == "b":
+        return rng.random(count) < 0.5
+    if dtype.kind in "iu":
+        # small values: products and sums of them stay far from overflow
+        low = 0 if dtype.kind == "u" else -4
+        return rng.integers(low, 5, count).astype(dtype)
+    # in [0.5, 1.5): no zeros for divisions, logs of positive values stay defined
+    return (rng.random(count) + 0.5).astype(dtype)
+
+
+def agrees(output: np.ndarray, reference: np.ndarray, rtol: float) -> bool:
+    """Whether a candidate's output matches the reference, to a tolerance scaled by the
+    reference's magnitude (summation order differs between schedules)."""
+    if output.shape != reference.shape or output.dtype != reference.dtype:
+        return False
+    if reference.dtype.kind not in "fc":
+        return bool(np.array_equal(output, reference))
+    scale = float(np.nanmax(np.abs(reference), initial=0.0)) if reference.size else 0.0
+    tol = rtol if reference.dtype.itemsize <= 4 else 1e-9
+    return bool(
+        np.allclose(output, reference, rtol=tol, atol=tol * max(scale, 1.0), equal_nan=True)
+    )
+
+
+class Bench:
+    """Measures candidates of one task in the current process."""
+
+    def __init__(self, task: MeasureTask) -> None:
+        self.task = task
+        self.inputs = [argument.view() for argument in task.arguments]
+
+    def measure(self, candidate: Candidate) -> MeasureResult:
+        task = self.task
+        began = time.perf_counter()
+        try:
+            binary = task.device.compile(candidate.source)
+            program = task.device.load(binary, candidate.plan.buffer_count)
+        except Exception as exc:  # noqa: BLE001 - any failure to build is this candidate's
+            return MeasureResult(None, ErrorKind.COMPILE_ERROR, _say(exc))
+        compiled = time.perf_counter() - began
+        try:
+            arrays = self._arrays(candidate.plan)
+            program.launch(*arrays)  # warm-up, and the output that is checked
+            for position, expected in zip(candidate.plan.results, task.reference):
+                if not agrees(arrays[position], expected, task.rtol):
+                    return MeasureResult(
+                        None, ErrorKind.WRONG_ANSWER, "output differs from the reference", compiled
+                    )
+            seconds = _time(program.launch, arrays, task.timing)
+        except Exception as exc:  # noqa: BLE001
+            return MeasureResult(None, ErrorKind.RUNTIME_ERROR, _say(exc), compiled)
+        return MeasureResult(seconds, None, "", compiled)
+
+    def _arrays(self, plan: Plan) -> list[Any]:
+        arrays: list[Any] = list(self.inputs)
+        for shape, dtype in plan.allocations:
+            array = np.empty(shape, np.dtype(dtype))
+            if array.dtype.kind == "f":
+                array.fill(np.nan)  # an element the candidate never writes cannot pass the check
+            arrays.append(array)
+        return arrays
+
+
+def _time(launch: Callable[..., None], arrays: Sequence[Any], timing: Timing) -> float:
+    """Median seconds per call over repeats of ``number`` calls each."""
+    began = time.perf_counter()
+    launch(*arrays)
+    once = max(time.perf_counter() - began, 1e-7)
+    number = max(1, math.ceil(timing.repeat_seconds / once))
+    samples: list[float] = []
+    spent = 0.0
+    while len(samples) < timing.max_repeats and (
+        len(samples) < timing.min_repeats or spent < timing.min_seconds
+    ):
+        began = time.perf_counter()
+        for _ in range(number):
+            launch(*arrays)
+        elapsed = time.perf_counter() - began
+        spent += elapsed
+        samples.append(elapsed / number)
+    # the median: one interrupted repeat (another process, a page fault) does not move it
+    return statistics.median(samples)
+
+
+def _say(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) < 500 else text[:497] + "..."
+
+
+class Measurer(Protocol):
+    """Measures candidates of a task; one instance per device kind and process."""
+
+    def measure(self, task: MeasureTask, candidates: Sequence[Candidate]) -> list[MeasureResult]:
+        """One result per candidate, in order; never raises for a faulty candidate."""
+        ...
+
+    def close(self) -> None:
+        """Release what the measurer holds (a worker process)."""
+        ...
+
+
+class LocalMeasurer:
+    """Measures in this process: no start-up cost, but a candidate that crashes or hangs
+    takes the caller with it (``JITUNE_ISOLATE=0``)."""
+
+    def __init__(self) -> None:
+        self._bench: Bench | None = None
+
+    def measure(self, task: MeasureTask, candidates: Sequence[Candidate]) -> list[MeasureResult]:
+        if self._bench is None or self._bench.task is not task:
+            self._bench = Bench(task)
+        return [self._bench.measure(candidate) for candidate in candidates]
+
+    def close(self) -> None:
+        self._bench = None
+
+
+MeasurerFactory = Callable[[bool], Measurer]
+_factories: dict[str, MeasurerFactory] = {}
+_instances: dict[tuple[str, bool], Measurer] = {}
+
+
+def register_measurer(device_name: str, factory: MeasurerFactory) -> None:
+    """Make ``factory(isolate)`` the measurer of devices named ``device_name``."""
+    _factories[device_name] = factory
+    for key in [k for k in _instances if k[0] == device_name]:
+        _instances.pop(key).close()
+
+
+def _cpu_measurer(isolate: bool) -> Measurer:
+    if isolate:
+        from .worker import WorkerMeasurer
+
+        return WorkerMeasurer()
+    return LocalMeasurer()
+
+
+register_measurer("cpu", _cpu_measurer)
+
+
+def measurer_for(device: Device, isolate: bool) -> Measurer:
+    """The measurer of ``device`` (kept for the process: a worker is started once)."""
+    key = (device.name, isolate)
+    if key not in _instances:
+        factory = _factories.get(device.name)
+        if factory is None:
+            raise NotImplementedError(f"no measurer for {device.name} devices")
+        _instances[key] = factory(isolate)
+    return _instances[key]
+
+
+def close_all() -> None:
+    """Close every measurer this process opened."""
+    while _instances:
+        _instances.popitem()[1].close()

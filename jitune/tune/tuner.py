@@ -1,0 +1,459 @@
+"""The tuning loop: propose a batch, measure it, record it, retrain the model, repeat.
+
+:func:`tune` is what a cache miss calls (``frontend/artifacts.py``) and what ``f.tune()``
+calls ahead of time. It never makes a kernel slower than the default schedule, which is
+always measured first, and it never loses work: each batch is recorded as soon as it is
+measured, a later tuning of the same signature resumes from those records, and Ctrl-C stops
+it cleanly with the best config found so far.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import config as config_mod
+from ..cache import CacheKey
+from ..config import Budget, ProgressMode
+from ..ir.compute import ComputeProgram, StageKind
+from ..ir.graph import Graph
+from ..lower import lower
+from ..pipeline import default_configs, schedule_loops, stage_spaces
+from ..runtime.base import Device
+from ..runtime.interp import evaluate
+from ..schedule.space import Config, Space
+from . import features as feature_mod
+from .measure import (
+    Candidate,
+    Measurer,
+    MeasureResult,
+    MeasureTask,
+    Plan,
+    measurer_for,
+    random_input,
+)
+from .model import DEFAULT_OBJECTIVE, CostModel, Objective
+from .progress import Progress
+from .records import RecordBook
+from .search import ModelSearch, SearchState, StrategyName, strategy
+from .space import StageConfigs, describe, from_json, join, joint_space, split, to_json
+from .transfer import Transfer, prepare
+
+log = logging.getLogger("jitune.tune")
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneOptions:
+    """How to tune one signature (one object through the layers, not a list of kwargs)."""
+
+    budget: Budget = Budget(trials=32)
+    strategy: StrategyName = "model"
+    seed: int = 0
+    batch: int = 8
+    epsilon: float = 0.125
+    objective: Objective = DEFAULT_OBJECTIVE
+    transfer: bool = True
+    isolate: bool = True
+    progress: ProgressMode = "auto"
+    timeout: float | None = (
+        None  # seconds per candidate in a worker (None: from the default's time)
+    )
+
+    @classmethod
+    def from_settings(cls, **changes: Any) -> TuneOptions:
+        """Options from the ``JITUNE_*`` settings in force, with ``changes`` applied."""
+        settings = config_mod.get()
+        base = cls(budget=settings.budget, isolate=settings.isolate, progress=settings.progress)
+        given = {k: v for k, v in changes.items() if v is not None}
+        if "budget" in given:
+            given["budget"] = config_mod.parse_budget(given["budget"], "budget")
+        return dataclasses.replace(base, **given)
+
+
+def _family(compute: ComputeProgram) -> str:
+    """The kernel without its sizes: the same computation at other shapes shares it."""
+    text = re.sub(r"\d+", "#", str(compute))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _kind(compute: ComputeProgram) -> str:
+    kinds = {stage.kind for stage in compute.stages}
+    for kind in (StageKind.CONTRACTION, StageKind.REDUCTION, StageKind.ELEMENTWISE):
+        if kind in kinds:
+            return kind.value
+    return "none"
+
+
+def _flops(compute: ComputeProgram) -> float:
+    """Floating-point operations of one call: a multiply-add counts 2, other work 1."""
+    return float(
+        sum(
+            stage.work() * (2 if stage.kind is StageKind.CONTRACTION else 1)
+            for stage in compute.stages
+        )
+    )
+
+
+class TuneTask:
+    """One signature of one kernel on one device: its space, and how to build a candidate."""
+
+    def __init__(
+        self,
+        key: CacheKey,
+        name: str,
+        graph: Graph,
+        inputs: Sequence[tuple[tuple[int, ...], np.dtype, tuple[int, ...]]],
+        device: Device,
+        signature: str = "",
+    ) -> None:
+        self.key = key
+        self.name = name
+        self.graph = graph
+        self.inputs = list(inputs)  # (shape, dtype, element strides) per argument
+        self.device = device
+        self.signature = signature
+        self.compute = lower(graph, [strides for _, _, strides in self.inputs])
+        self.spaces: dict[str, Space] = stage_spaces(self.compute, device)
+        self.space = joint_space(self.spaces)
+        self.default = join(default_configs(self.compute, device))
+        self.flops = _flops(self.compute)
+        self.family = _family(self.compute)
+        self.kind = _kind(self.compute)
+        self.shape = [a.extent for s in self.compute.stages for a in s.axes + s.reduce_axes]
+        self._features: dict[Config, np.ndarray] = {}
+
+    def loops(self, config: Config) -> Any:
+        return schedule_loops(self.compute, self.device, split(config))
+
+    def features(self, config: Config) -> np.ndarray:
+        found = self._features.get(config)
+        if found is None:
+            found = feature_mod.extract(self.loops(config))
+            self._features[config] = found
+        return found
+
+    def candidate(self, config: Config) -> Candidate:
+        loops = self.loops(config)
+        self._features.setdefault(config, feature_mod.extract(loops))
+        return Candidate(self.device.render(loops), Plan.of(loops))
+
+    def measure_task(self, seed: int) -> MeasureTask:
+        """Random inputs (from ``seed``) and the reference evaluator's outputs on them."""
+        rng = np.random.default_rng(seed)
+        arguments = tuple(
+            random_input(shape, dtype, strides, rng) for shape, dtype, strides in self.inputs
+        )
+        reference = tuple(evaluate(self.graph, [a.view() for a in arguments]))
+        return MeasureTask(f"{self.key.digest}:{seed}", self.device, arguments, reference)
+
+    def configs(self, config: Config) -> StageConfigs:
+        return split(config)
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneResult:
+    """What a tuning chose, and how."""
+
+    config: Config  # joint config (see tune.space)
+    seconds: float | None  # measured seconds per call of that config (None: not measured)
+    default_seconds: float | None
+    gflops: float | None
+    trials: int  # measured in this call
+    total_trials: int  # measured for this signature, earlier tunings included
+    how: str
+    interrupted: bool = False
+    elapsed: float = 0.0
+    errors: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def configs(self) -> StageConfigs:
+        return split(self.config)
+
+    @property
+    def speedup(self) -> float | None:
+        if self.seconds and self.default_seconds:
+            return self.default_seconds / self.seconds
+        return None
+
+
+@dataclasses.dataclass
+class _Measured:
+    """A signature's measurements so far (earlier tunings and this one)."""
+
+    throughput: dict[Config, float] = dataclasses.field(default_factory=dict)  # GFLOP/s, 0 failed
+    seconds: dict[Config, float] = dataclasses.field(default_factory=dict)
+    features: dict[Config, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def add(
+        self, config: Config, gflops: float, seconds: float | None, features: np.ndarray
+    ) -> None:
+        self.throughput[config] = gflops
+        if seconds is not None:
+            self.seconds[config] = seconds
+        self.features[config] = features
+
+    def best(self) -> Config | None:
+        good = [c for c, g in self.throughput.items() if g > 0]
+        return max(good, key=lambda c: (self.throughput[c], repr(c))) if good else None
+
+    def train(self, model: CostModel) -> None:
+        configs = list(self.throughput)
+        if configs:
+            model.update(
+                np.stack([self.features[c] for c in configs]),
+                np.asarray([self.throughput[c] for c in configs]),
+            )
+
+
+def _history(task: TuneTask, rows: Sequence[dict[str, Any]]) -> _Measured:
+    measured = _Measured()
+    for row in rows:
+        config = from_json(row.get("config"), task.space)
+        if config is None:
+            continue
+        found = row.get("features")
+        if (
+            isinstance(found, list)
+            and len(found) == feature_mod.LENGTH
+            and row.get("features_version") == feature_mod.VERSION
+        ):
+            vector = np.asarray(found, dtype=np.float64)
+        else:
+            vector = task.features(config)
+        measured.add(config, float(row.get("gflops") or 0.0), row.get("seconds"), vector)
+    return measured
+
+
+def _row(
+    task: TuneTask,
+    config: Config,
+    result: MeasureResult,
+    trial: int,
+    batch: int,
+    options: TuneOptions,
+) -> dict[str, Any]:
+    gflops = task.flops / result.seconds / 1e9 if result.ok and result.seconds else 0.0
+    return {
+        "kernel": task.name,
+        "signature": task.signature,
+        "family": task.family,
+        "kind": task.kind,
+        "shape": task.shape,
+        "config": to_json(config),
+        "features": [round(float(x), 5) for x in task.features(config)],
+        "features_version": feature_mod.VERSION,
+        "seconds": result.seconds if result.ok else None,
+        "gflops": gflops,
+        "error": None if result.error is None else result.error.value,
+        "message": result.message,
+        "compile_seconds": result.compile_seconds,
+        "trial": trial,
+        "batch": batch,
+        "seed": options.seed,
+        "strategy": options.strategy,
+        "created": time.time(),
+    }
+
+
+def tune(
+    task: TuneTask,
+    options: TuneOptions,
+    book: RecordBook,
+    measurer: Measurer | None = None,
+) -> TuneResult:
+    """Choose a config for ``task`` within ``options.budget``; see the module docstring."""
+    began = time.monotonic()
+    measured = _history(task, book.for_key(task.key.digest))
+    earlier = len(measured.throughput)
+    transfer = Transfer()
+    if options.transfer:
+        transfer = prepare(
+            book.all(),
+            key=task.key.digest,
+            target=task.key.target,
+            family=task.family,
+            kind=task.kind,
+            shape=task.shape,
+            space=task.space,
+            objective=options.objective,
+            seed=options.seed,
+        )
+    model = CostModel(options.objective, options.seed, base=transfer.base)
+    measured.train(model)
+    searcher = strategy(options.strategy, options.seed, options.epsilon)
+
+    def state() -> SearchState:
+        def score(configs: Sequence[Config]) -> np.ndarray:
+            return model.predict(np.stack([task.features(c) for c in configs]))
+
+        return SearchState(task.space, measured.throughput, score, model.trained, transfer.seeds)
+
+    budget = options.budget
+    if budget.none:
+        return _without_measuring(task, measured, model, state(), transfer, options, began)
+
+    left = None if budget.trials is None else budget.trials - earlier
+    deadline = None if budget.seconds is None else began + budget.seconds
+    errors: dict[str, int] = {}
+    trials = 0
+    interrupted = False
+    progress = Progress(task.name, budget, earlier, options.progress)
+    try:
+        if (left is None or left > 0) and len(measured.throughput) < len(task.space):
+            measurer = measurer or measurer_for(task.device, options.isolate)
+            bench = task.measure_task(options.seed)
+            if options.timeout is not None:
+                bench.timeout = options.timeout
+            batch_number = 0
+            while True:
+                if left is not None and left <= 0:
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                size = options.batch if left is None else min(options.batch, left)
+                batch: list[Config] = []
+                if task.default not in measured.throughput:
+                    batch.append(task.default)  # never worse than untuned: always measured
+                for seed_config in transfer.seeds:
+                    if (
+                        len(batch) < size
+                        and seed_config not in measured.throughput
+                        and seed_config not in batch
+                    ):
+                        batch.append(seed_config)
+                if len(batch) < size:
+                    batch += searcher.propose(size - len(batch), state(), set(batch))
+                if not batch:
+                    break  # every config of the space is measured
+                results = _measure(task, bench, measurer, batch)
+                rows = []
+                for config, result in zip(batch, results):
+                    trials += 1
+                    rows.append(_row(task, config, result, earlier + trials, batch_number, options))
+                    measured.add(
+                        config,
+                        rows[-1]["gflops"],
+                        result.seconds if result.ok else None,
+                        task.features(config),
+                    )
+                    if result.error is not None:
+                        errors[result.error.value] = errors.get(result.error.value, 0) + 1
+                book.add(task.key, rows)  # per batch: an interruption loses at most one batch
+                batch_number += 1
+                if left is not None:
+                    left -= len(batch)
+                if options.timeout is None and task.default in measured.seconds:
+                    # a candidate 100x slower than the default is not worth waiting for
+                    bench.timeout = 10.0 + 100.0 * measured.seconds[task.default]
+                best = measured.best()
+                progress.update(len(batch), measured.throughput[best] if best is not None else 0.0)
+                if options.strategy == "model":
+                    measured.train(model)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        progress.close()
+    best = measured.best()
+    config = best if best is not None else task.default
+    total = len(measured.throughput)
+    if interrupted:
+        how = f"interrupted after {total} trials: best so far"
+    else:
+        how = f"tuned: {total} trials ({trials} in this call)"
+    result = TuneResult(
+        config,
+        measured.seconds.get(config),
+        measured.seconds.get(task.default),
+        measured.throughput.get(config),
+        trials,
+        total,
+        how,
+        interrupted,
+        time.monotonic() - began,
+        errors,
+    )
+    _log_result(task, result)
+    return result
+
+
+def _measure(
+    task: TuneTask, bench: MeasureTask, measurer: Measurer, batch: Sequence[Config]
+) -> list[MeasureResult]:
+    """Results in batch order; a config whose source cannot even be produced is a compile error."""
+    from .measure import ErrorKind
+
+    results: list[MeasureResult | None] = []
+    candidates: list[Candidate] = []
+    for config in batch:
+        try:
+            candidates.append(task.candidate(config))
+            results.append(None)
+        except Exception as exc:  # noqa: BLE001 - a template bug costs one trial
+            results.append(
+                MeasureResult(None, ErrorKind.COMPILE_ERROR, f"{type(exc).__name__}: {exc}")
+            )
+    measured = iter(measurer.measure(bench, candidates))
+    return [r if r is not None else next(measured) for r in results]
+
+
+def _without_measuring(
+    task: TuneTask,
+    measured: _Measured,
+    model: CostModel,
+    state: SearchState,
+    transfer: Transfer,
+    options: TuneOptions,
+    began: float,
+) -> TuneResult:
+    """Budget 0: the best measured config if any, else the model's top choice, else the default."""
+    best = measured.best()
+    if best is not None:
+        how = f"budget 0: best of {len(measured.throughput)} earlier trials"
+        config = best
+    else:
+        top = (
+            ModelSearch(options.seed).top(state, [*transfer.seeds, task.default])
+            if model.trained
+            else None
+        )
+        if top is not None:
+            config = top
+            how = f"budget 0: cost model's choice (from {transfer.rows} records of {transfer.tasks} tasks)"
+        else:
+            config = task.default
+            how = "default schedule (untuned: budget 0, no history)"
+    return TuneResult(
+        config,
+        measured.seconds.get(config),
+        measured.seconds.get(task.default),
+        measured.throughput.get(config),
+        0,
+        len(measured.throughput),
+        how,
+        False,
+        time.monotonic() - began,
+    )
+
+
+def _log_result(task: TuneTask, result: TuneResult) -> None:
+    speed = f"{result.gflops:.1f} GFLOP/s" if result.gflops else "no successful trial"
+    speedup = f", {result.speedup:.2f}x the default schedule" if result.speedup else ""
+    failed = f", failures {dict(result.errors)}" if result.errors else ""
+    log.info(
+        "jitune: %s %s: %s in %.1f s, best %s%s%s; config %s",
+        task.name,
+        task.signature,
+        result.how,
+        result.elapsed,
+        speed,
+        speedup,
+        failed,
+        describe(result.config),
+    )
