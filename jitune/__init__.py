@@ -42,17 +42,28 @@ class spec:  # noqa: N801 - reads like a type, used like np.empty
 @overload
 def kernel(fn: Callable[..., Any]) -> Kernel: ...
 @overload
-def kernel(*, name: str | None = None) -> Callable[[Callable[..., Any]], Kernel]: ...
+def kernel(
+    *, name: str | None = None, budget: int | str | None = None, strategy: str | None = None
+) -> Callable[[Callable[..., Any]], Kernel]: ...
 
 
-def kernel(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+def kernel(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    budget: int | str | None = None,
+    strategy: str | None = None,
+) -> Any:
     """Compile ``fn`` (a function of NumPy arrays) per call signature.
 
-    Use as ``@jitune.kernel`` or ``@jitune.kernel(name=...)``.
+    Use as ``@jitune.kernel`` or ``@jitune.kernel(name=..., budget=..., strategy=...)``:
+    ``budget`` (trials such as ``64``, or a time such as ``"30s"``) overrides
+    ``JITUNE_BUDGET`` for this kernel; ``strategy`` is ``"model"`` (default), ``"random"``
+    or ``"ga"``.
     """
     if fn is None:
-        return lambda f: Kernel(f, name=name)
-    return Kernel(fn, name=name)
+        return lambda f: Kernel(f, name=name, budget=budget, strategy=strategy)
+    return Kernel(fn, name=name, budget=budget, strategy=strategy)
 
 
 __all__ = [

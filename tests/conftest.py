@@ -15,6 +15,8 @@ from hypothesis import HealthCheck, settings
 # Processes the tests start inherit this: no test writes to the user's cache directory unless
 # it sets JITUNE_CACHE_DIR and JITUNE_DISABLE_CACHE=0 itself.
 os.environ["JITUNE_DISABLE_CACHE"] = "1"
+# ... and compiles the default schedule without tuning (tests of the tuner set a budget).
+os.environ["JITUNE_BUDGET"] = "0"
 
 # -- hypothesis ------------------------------------------------------------------------------
 # "ci" (the default) is derandomized: the same examples on every run and machine, so CI is

@@ -1,5 +1,6 @@
-"""Obtaining the machine code of one traced signature: from the disk cache, or by compiling
-it (under the cache's build lock, so concurrent processes build it once) and storing it."""
+"""Obtaining the machine code of one traced signature: from the disk cache, or by tuning and
+compiling it (under the cache's build lock, so concurrent processes build it once) and storing
+it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from ..ir.key import structural_key
 from ..ir.loops import LoopProgram
 from ..pipeline import Lowered, lower_graph
 from ..runtime.base import Device, Program
+from ..schedule.space import Config
+from ..tune import TuneOptions, TuneResult, TuneTask, tune
+from ..tune.records import RecordBook
+from ..tune.space import from_json, join, split, to_json
 from ..version import __version__, code_fingerprint
 from .trace import ArgSpec, Traced
 
@@ -69,6 +74,8 @@ class Obtained:
     how: How
     seconds: float
     lowered: Lowered | None  # None when the binary came from the cache
+    tuned: TuneResult | None = None  # what tuning chose (None: loaded, or not tuned)
+    complete: bool = True  # False after an interrupted tuning: not stored, tuned again later
 
 
 def cache_key(traced: Traced, specs: Sequence[ArgSpec], device: Device) -> CacheKey:
@@ -89,9 +96,11 @@ def _compile(
     key: CacheKey,
     name: str,
     how: str,
+    configs: dict[str, Config] | None = None,
+    tuned: TuneResult | None = None,
 ) -> tuple[Artifact, Lowered]:
     began = time.perf_counter()
-    lowered = lower_graph(traced.graph, [s.strides for s in specs], device)
+    lowered = lower_graph(traced.graph, [s.strides for s in specs], device, configs)
     binary = device.compile(lowered.source)
     meta = {
         "schema": SCHEMA_VERSION,
@@ -99,15 +108,65 @@ def _compile(
         "kernel": name,
         "signature": describe_signature(specs),
         "target": key.target,
-        "config": DEFAULT_CONFIG,
+        "config": to_json(join(configs)) if configs else DEFAULT_CONFIG,
         "plan": LaunchPlan.of(lowered.loops).to_json(),
         "jitune_version": __version__,
         "created": time.time(),
         "compile_seconds": time.perf_counter() - began,
-        "measured_seconds": None,
+        "measured_seconds": None if tuned is None else tuned.seconds,
         "how": how,
     }
+    if tuned is not None:
+        meta["tuning"] = {
+            "trials": tuned.total_trials,
+            "default_seconds": tuned.default_seconds,
+            "gflops": tuned.gflops,
+            "elapsed": tuned.elapsed,
+        }
     return Artifact(meta, binary), lowered
+
+
+def _choose(
+    traced: Traced,
+    specs: Sequence[ArgSpec],
+    device: Device,
+    key: CacheKey,
+    name: str,
+    options: TuneOptions,
+    imported: dict[str, Any] | None,
+    book: RecordBook,
+) -> tuple[dict[str, Config] | None, str, TuneResult | None]:
+    """The stage configs to compile: an imported config, or what tuning chooses."""
+    try:
+        task = TuneTask(
+            key,
+            name,
+            traced.graph,
+            [(s.shape, s.dtype, s.strides) for s in specs],
+            device,
+            describe_signature(specs),
+        )
+    except Exception as exc:  # noqa: BLE001 - a kernel must still run if its space cannot be built
+        log.warning("jitune: cannot tune %s (%s); using the default schedule", name, exc)
+        return None, "default schedule (untuned)", None
+    if imported is not None:
+        config = from_json(imported.get("config"), task.space)
+        return (
+            (split(config) if config is not None else None),
+            "rebuilt from an imported config",
+            None,
+        )
+    try:
+        result = tune(task, options, book)
+    except Exception as exc:  # noqa: BLE001 - tuning is an optimization, never a failure
+        log.warning(
+            "jitune: tuning %s failed (%s: %s); using the default schedule",
+            name,
+            type(exc).__name__,
+            exc,
+        )
+        return None, "default schedule (tuning failed)", None
+    return result.configs, result.how, result
 
 
 def _from_cache(artifact: Artifact, device: Device) -> tuple[Program, LaunchPlan]:
@@ -115,11 +174,24 @@ def _from_cache(artifact: Artifact, device: Device) -> tuple[Program, LaunchPlan
     return device.load(artifact.binary, plan.buffer_count), plan
 
 
-def obtain(traced: Traced, specs: Sequence[ArgSpec], device: Device, name: str) -> Obtained:
-    """A loaded program for ``traced`` on ``device``, from the cache or freshly compiled."""
+def obtain(
+    traced: Traced,
+    specs: Sequence[ArgSpec],
+    device: Device,
+    name: str,
+    options: TuneOptions | None = None,
+    retune: bool = False,
+) -> Obtained:
+    """A loaded program for ``traced`` on ``device``: from the cache, or tuned within
+    ``options.budget`` (the ``JITUNE_*`` settings when None) and compiled.
+
+    ``retune`` skips the cached binary and tunes again (resuming from the records).
+    """
     began = time.perf_counter()
     key = cache_key(traced, specs, device)
     store = open_store(config.get())
+    options = options or TuneOptions.from_settings()
+    tuned: list[TuneResult | None] = [None]
 
     def cached() -> Obtained | None:
         artifact = store.load(key) if store is not None else None
@@ -134,11 +206,14 @@ def obtain(traced: Traced, specs: Sequence[ArgSpec], device: Device, name: str) 
         return Obtained(program, plan, "loaded", time.perf_counter() - began, None)
 
     def build() -> tuple[Artifact, Lowered]:
-        imported = store.imported_config(key) if store is not None else None
-        how = "rebuilt from an imported config" if imported else "default schedule (untuned)"
-        return _compile(traced, specs, device, key, name, how)
+        imported = store.imported_config(key) if store is not None and not retune else None
+        configs, how, result = _choose(
+            traced, specs, device, key, name, options, imported, RecordBook(store)
+        )
+        tuned[0] = result
+        return _compile(traced, specs, device, key, name, how, configs, result)
 
-    found = cached()
+    found = None if retune else cached()
     if found is not None:
         return found
     if store is None:
@@ -147,12 +222,17 @@ def obtain(traced: Traced, specs: Sequence[ArgSpec], device: Device, name: str) 
         with store.building(
             key, config.get().cache_wait, lambda: store.load(key) is not None
         ) as owner:
-            found = cached()
+            found = None if retune else cached()
             if found is not None:
                 return found
             artifact, lowered = build()
-            if owner:
+            interrupted = tuned[0] is not None and tuned[0].interrupted
+            if owner and not interrupted:  # an interrupted tuning resumes next time
                 store.save(key, artifact)
     plan = LaunchPlan.of(lowered.loops)
     program = device.load(artifact.binary, plan.buffer_count)
-    return Obtained(program, plan, "compiled", time.perf_counter() - began, lowered)
+    result = tuned[0]
+    complete = result is None or not result.interrupted
+    return Obtained(
+        program, plan, "compiled", time.perf_counter() - began, lowered, result, complete
+    )

@@ -14,7 +14,8 @@ from ..errors import ArgumentError, DTypeError
 from ..ir.compute import contiguous_strides
 from ..pipeline import Lowered, lower_graph
 from ..runtime.base import Device
-from ..runtime.devices import device_of
+from ..runtime.devices import device_named, device_of
+from ..tune import TuneOptions, TuneResult
 from .artifacts import Obtained, obtain
 from .trace import ArgSpec, Structure, trace
 
@@ -31,6 +32,8 @@ def _report(name: str, device: Device, specs: Sequence[ArgSpec], obtained: Obtai
         f"jitune: {verb} {name}({shapes}) for {device.name} in {1e3 * obtained.seconds:.1f} ms",
         file=sys.stderr,
     )
+    if obtained.tuned is not None:
+        print(f"jitune:   {obtained.tuned.how}", file=sys.stderr)
     lowered = obtained.lowered
     if lowered is None:
         return
@@ -56,6 +59,9 @@ def _signature(arg: Any) -> Any:
         return ("scalar", arg.dtype)
     if isinstance(arg, np.ndarray):
         return (arg.shape, arg.dtype, arg.strides)
+    strides = getattr(arg, "strides", None)
+    if strides is not None:  # a GPU array (CuPy): its device is part of the key
+        return (kind, arg.shape, arg.dtype, strides, getattr(arg.device, "id", None))
     return ("other", kind)
 
 
@@ -91,6 +97,18 @@ def _spec(arg: Any, position: int, name: str) -> ArgSpec:
             )
         return ArgSpec(arg.shape, dtype, tuple(s // arg.itemsize for s in arg.strides))
     device_of([arg], name)  # names the array library, if it is one
+    if hasattr(arg, "strides") and hasattr(arg, "dtype") and hasattr(arg, "shape"):
+        # an array of a library some device runs (CuPy): strides in bytes, as in NumPy
+        dtype = dtypes.check_supported(
+            np.dtype(arg.dtype), f"{name}: argument {position} (shape {arg.shape})"
+        )
+        itemsize = dtype.itemsize
+        if any(s % itemsize for s in arg.strides):
+            raise ArgumentError(
+                f"{name}: argument {position} has strides {arg.strides} that are not multiples "
+                f"of its item size {itemsize}; pass a copy"
+            )
+        return ArgSpec(tuple(arg.shape), dtype, tuple(s // itemsize for s in arg.strides))
     raise ArgumentError(
         f"{name}: argument {position} is a {kind.__module__}.{kind.__qualname__}, not an array; "
         "pass a NumPy array (np.asarray(...)) or a scalar"
@@ -112,11 +130,12 @@ class _Entry:
     ) -> None:
         self.program = obtained.program  # keeps the machine code alive
         self.launch = obtained.program.launch
-        self.empty = device.empty
+        allocator = getattr(device, "allocator_for", None)  # GPUs: on the arrays' device
+        self.empty = device.empty if allocator is None else allocator(args)
         self.scalars = tuple(
             (position, spec.dtype)
             for position, (arg, spec) in enumerate(zip(args, specs))
-            if not isinstance(arg, np.ndarray)
+            if isinstance(arg, (bool, int, float, np.generic))
         )
         plan = obtained.plan
         self.allocations = tuple((shape, np.dtype(dtype)) for shape, dtype in plan.allocations)
@@ -140,15 +159,33 @@ class _Entry:
 class Kernel:
     """A NumPy function compiled per call signature (shapes, dtypes, strides, device).
 
-    Call it like the function it wraps. ``lower(*args)`` shows what jitune makes of it.
+    Call it like the function it wraps. ``lower(*args)`` shows what jitune makes of it;
+    ``tune(*args)`` tunes a signature ahead of time. ``budget`` and ``strategy`` override
+    ``JITUNE_BUDGET`` and the default search for this kernel.
     """
 
-    def __init__(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        budget: int | str | config.Budget | None = None,
+        strategy: str | None = None,
+    ) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "kernel")
+        # checked now, so a bad value fails where it is written
+        self.budget = None if budget is None else config.parse_budget(budget, "budget")
+        self.strategy = strategy
+        if strategy is not None:
+            from ..tune.search import STRATEGIES
+
+            if strategy not in STRATEGIES:
+                raise ValueError(f"strategy={strategy!r}: expected one of {', '.join(STRATEGIES)}")
         self._table: dict[tuple[Any, ...], _Entry] = {}
         self.compile_count = 0  # signatures compiled with LLVM in this process
+        self.last: Obtained | None = None  # the most recent build (tests, f.tune)
         self.load_count = 0  # signatures loaded from the disk cache
 
     def __call__(self, *args: Any) -> Any:
@@ -163,13 +200,22 @@ class Kernel:
         strides = [spec.strides for spec in specs]
         return lower_graph(traced.graph, strides, device), traced.structure
 
-    def _build(self, args: Sequence[Any], key: tuple[Any, ...]) -> _Entry:
+    def _options(self, **changes: Any) -> TuneOptions:
+        given = {"budget": self.budget, "strategy": self.strategy}
+        given.update({k: v for k, v in changes.items() if v is not None})
+        return TuneOptions.from_settings(**given)
+
+    def _build(
+        self, args: Sequence[Any], key: tuple[Any, ...], retune: bool = False, **options: Any
+    ) -> _Entry:
         device = device_of(args, self.name)
         specs = [_spec(arg, position, self.name) for position, arg in enumerate(args)]
         traced = trace(self.fn, specs)
-        obtained = obtain(traced, specs, device, self.name)
+        obtained = obtain(traced, specs, device, self.name, self._options(**options), retune)
         entry = _Entry(obtained, device, args, specs, traced.structure)
-        self._table[key] = entry  # only a complete entry is ever stored
+        self.last = obtained
+        if obtained.complete:  # after an interrupted tuning the next call resumes it
+            self._table[key] = entry  # only a complete entry is ever stored
         if obtained.how == "compiled":
             self.compile_count += 1
         else:
@@ -177,17 +223,39 @@ class Kernel:
         _report(self.name, device, specs, obtained)
         return entry
 
-    def lower(self, *args: Any) -> Lowered:
+    def tune(
+        self,
+        *args: Any,
+        budget: int | str | config.Budget | None = None,
+        strategy: str | None = None,
+        seed: int | None = None,
+    ) -> TuneResult | None:
+        """Tune the signature of ``args`` now (ahead of its first call) and keep the result.
+
+        Earlier records of this signature count: a budget they already exhaust measures
+        nothing more. Returns what tuning chose (None if an imported config was used).
+        """
+        key = tuple(map(_signature, args))
+        if budget is not None:
+            budget = config.parse_budget(budget, "budget")
+        self._build(args, key, retune=True, budget=budget, strategy=strategy, seed=seed)
+        return self.last.tuned
+
+    def lower(self, *args: Any, target: str | None = None) -> Lowered:
         """Every IR level and the generated source for these arguments.
 
         An argument may be an array, a scalar, or anything with ``shape`` and ``dtype``
-        (such as :func:`jitune.spec`), so code can be inspected without data.
+        (such as :func:`jitune.spec`), so code can be inspected without data. ``target``
+        ("cpu", "cuda") renders for that device instead of the arguments' own; "cuda" works
+        without a GPU (for an sm_90 device).
         """
         specs = []
         arrays = []
         for position, arg in enumerate(args):
-            if isinstance(arg, (np.ndarray, np.generic, bool, int, float)) or not (
-                hasattr(arg, "shape") and hasattr(arg, "dtype")
+            if (
+                isinstance(arg, (np.ndarray, np.generic, bool, int, float))
+                or not (hasattr(arg, "shape") and hasattr(arg, "dtype"))
+                or hasattr(arg, "strides")
             ):
                 specs.append(_spec(arg, position, self.name))
                 arrays.append(arg)
@@ -197,7 +265,8 @@ class Kernel:
                     np.dtype(arg.dtype), f"{self.name}: argument {position}"
                 )
                 specs.append(ArgSpec(shape, dtype, contiguous_strides(shape)))
-        return self._lower(specs, device_of(arrays, self.name))[0]
+        device = device_of(arrays, self.name) if target is None else device_named(target)
+        return self._lower(specs, device)[0]
 
     def __repr__(self) -> str:
         return f"<jitune.kernel {self.name} ({len(self._table)} compiled signatures)>"
