@@ -18,10 +18,25 @@ from .lower import lower
 from .runtime import cpu
 from .runtime.base import Device
 from .runtime.target import Target
-from .schedule import schedule
+from .schedule import gpu, schedule
 from .schedule.default import default_config
 from .schedule.default import space as stage_space
 from .schedule.space import Config, Space
+
+GPU_TARGETS = frozenset({"cuda", "opencl"})
+"""Targets scheduled by the GPU templates (``schedule/gpu.py``); the rest by the CPU's."""
+
+
+def _schedule(
+    compute: ComputeProgram, target: Target, configs: Mapping[str, Config] | None
+) -> LoopProgram:
+    """Loop IR of ``compute`` with the templates of ``target``'s family."""
+    if target.name in GPU_TARGETS:
+        return gpu.schedule(compute, target, configs)
+    return schedule(compute, target, config.get().parallel_min_work, configs)
+
+
+_SOURCE_NAME = {"cuda": "CUDA C", "opencl": "OpenCL C"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +46,7 @@ class Lowered:
     graph: Graph
     compute: ComputeProgram
     loops: LoopProgram
-    source: str  # LLVM IR text
+    source: str  # LLVM IR text (CUDA C for a CUDA target)
     target: Target
 
     @functools.cached_property
@@ -44,7 +59,7 @@ class Lowered:
             ("graph IR", str(self.graph)),
             ("compute IR", str(self.compute)),
             ("loop IR", str(self.loops)),
-            (f"LLVM IR ({self.target.arch})", self.source),
+            (f"{_SOURCE_NAME.get(self.target.name, 'LLVM IR')} ({self.target.arch})", self.source),
         ]
         return "\n\n".join(f"== {title} ==\n{text}" for title, text in parts)
 
@@ -61,7 +76,7 @@ def lower_graph(
     """
     target = device.target()
     compute = lower(graph, strides)
-    loops = schedule(compute, target, config.get().parallel_min_work, configs)
+    loops = _schedule(compute, target, configs)
     return Lowered(graph, compute, loops, device.render(loops), target)
 
 
@@ -69,7 +84,7 @@ def schedule_loops(
     compute: ComputeProgram, device: Device, configs: Mapping[str, Config] | None = None
 ) -> LoopProgram:
     """Loop IR of ``compute`` on ``device`` with ``configs`` (what the tuner's features read)."""
-    return schedule(compute, device.target(), config.get().parallel_min_work, configs)
+    return _schedule(compute, device.target(), configs)
 
 
 def stage_spaces(compute: ComputeProgram, device: Device) -> dict[str, Space]:
@@ -78,6 +93,10 @@ def stage_spaces(compute: ComputeProgram, device: Device) -> dict[str, Space]:
     The tuner asks here rather than the CPU templates directly, so that a device-aware version
     can route each device to its own templates' spaces.
     """
+    target = device.target()
+    if target.name in GPU_TARGETS:
+        buffers = {decl.name: decl for decl in compute.buffers}
+        return {stage.out: gpu.space(stage, target, buffers) for stage in compute.stages}
     return {stage.out: stage_space(stage) for stage in compute.stages}
 
 
@@ -85,4 +104,6 @@ def default_configs(compute: ComputeProgram, device: Device) -> dict[str, Config
     """The untuned config of each stage (what :func:`lower_graph` uses when given none)."""
     target = device.target()
     buffers = {decl.name: decl for decl in compute.buffers}
+    if target.name in GPU_TARGETS:
+        return {stage.out: gpu.default_config(stage, target, buffers) for stage in compute.stages}
     return {stage.out: default_config(stage, target, buffers) for stage in compute.stages}

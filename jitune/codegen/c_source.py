@@ -219,9 +219,7 @@ class _KernelWriter:
         self.memo: dict[Expr, str] = {}
         self.aligned: set[str] = set()
         self.written = written(kernel.body)
-        self.scalars = {
-            b.name for b in program.buffers if b.role == "input" and b.shape == ()
-        }
+        self.scalars = {b.name for b in program.buffers if b.role == "input" and b.shape == ()}
         big = max([b.size for b in program.buffers] + [1])
         self.index_type = d.types["i4"] if big < (1 << 30) else d.types["i8"]
         for s in _walk(kernel.body):
@@ -624,6 +622,7 @@ def render(program: LoopProgram, d: Dialect) -> str:
     meta = {
         "kernels": launch_info(program),
         "buffers": [b.name for b in program.buffers],
+        "dtypes": [np.dtype(b.dtype).str for b in program.buffers],
         "scalars": [b.name for b in program.buffers if b.role == "input" and b.shape == ()],
         "aligned": aligned,
     }

@@ -5,20 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from .. import config
 from ..errors import ArgumentError
 from .base import Device
 from .cpu import CpuDevice
+from .cuda import CudaDevice, check_devices
 
-DEVICES: tuple[Device, ...] = (CpuDevice(),)
+DEVICES: tuple[Device, ...] = (CpuDevice(), CudaDevice())
 """Registered devices, in the order dispatch asks them."""
 
-_PLANNED = {"cupy": "cuda", "pyopencl": "opencl"}
+_PLANNED = {"pyopencl": "opencl"}
 
 
 def library_of(value: Any) -> str | None:
     """The array library (top-level module) an argument comes from, or None for scalars."""
-    if isinstance(value, (bool, int, float, complex)) or not hasattr(value, "shape"):
+    if isinstance(value, (bool, int, float, complex, np.generic)) or not hasattr(value, "shape"):
         return None
     return type(value).__module__.split(".")[0]
 
@@ -40,10 +43,28 @@ def device_of(args: Sequence[Any], name: str) -> Device:
     forced = config.get().target
     for device in DEVICES:
         if device.library == library and forced in ("auto", device.name) and device.available():
+            if device.name == "cuda":
+                check_devices(args, name)
             return device
+    if library == "cupy":
+        raise ArgumentError(
+            f"{name}: cupy arrays need the cuda backend, which cannot run in this process: "
+            "no CUDA GPU is visible to CuPy, or NVRTC is missing "
+            "(pip install nvidia-cuda-nvrtc-cu12)"
+        )
     if library in _PLANNED:
         raise ArgumentError(
             f"{name}: {library} arrays need the {_PLANNED[library]} backend, which this version "
             "of jitune does not have yet; pass NumPy arrays"
         )
     raise ArgumentError(f"{name}: no jitune device runs {library} arrays (JITUNE_TARGET={forced})")
+
+
+def device_named(name: str) -> Device:
+    """The registered device called ``name`` ("cpu", "cuda"), available here or not: its
+    compile side (render, compile) needs no hardware."""
+    for device in DEVICES:
+        if device.name == name:
+            return device
+    known = ", ".join(repr(d.name) for d in DEVICES)
+    raise ArgumentError(f"unknown jitune target {name!r}; known: {known}")
