@@ -78,7 +78,9 @@ class Nvrtc:
             return []
         return list(archs)
 
-    def compile(self, source: str, arch: str, name: str = "jitune.cu", options: tuple[str, ...] = ()) -> bytes:
+    def compile(
+        self, source: str, arch: str, name: str = "jitune.cu", options: tuple[str, ...] = ()
+    ) -> bytes:
         """CUDA C source -> cubin for ``arch`` (e.g. ``sm_90``); CompileError with the log."""
         lib = self.lib
         program = ctypes.c_void_p()
