@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from .expr import Expr, ExprOp, loads
+from .expr import Expr, ExprOp, free_vars, loads
 from .ops import BinaryOp, ReduceOp
 
 ACC = "%acc"
@@ -84,9 +84,19 @@ class Stage:
         if self.reduce_op is None:
             return StageKind.ELEMENTWISE
         is_product = self.body.op is ExprOp.BINARY and self.body.arg is BinaryOp.MUL
-        if self.reduce_op is ReduceOp.SUM and is_product and len(loads(self.body)) >= 2:
+        if self.reduce_op is ReduceOp.SUM and is_product and self._reuses_a_factor():
             return StageKind.CONTRACTION
         return StageKind.REDUCTION
+
+    def _reuses_a_factor(self) -> bool:
+        """Whether some output axis indexes only one factor of the product, so the other
+        factor is reused along it (the register tile exploits that). A sum of squares such as
+        a row variance ``sum_r (x[i, r] - m[i]) * (x[i, r] - m[i])`` has no reuse: it is a
+        reduction, not a contraction."""
+        left, right = (free_vars(factor) for factor in self.body.src)
+        if not (loads(self.body.src[0]) and loads(self.body.src[1])):
+            return False
+        return any((a.name in left) != (a.name in right) for a in self.axes if a.extent > 1)
 
     @property
     def acc_dtype(self) -> np.dtype:

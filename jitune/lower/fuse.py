@@ -17,6 +17,7 @@ from ..ir.compute import ACC, Axis, BufferDecl, ComputeProgram, Role, Stage, con
 from ..ir.expr import Expr, binary, cast, const, iconst, load, select, unary, var
 from ..ir.graph import VIEWS, Array, BinaryOp, Graph, GraphOp, ReduceOp
 from .index_maps import operand_indices
+from .reuse import merge_duplicates, share_summands
 
 _ELEMENTWISE = frozenset({GraphOp.UNARY, GraphOp.BINARY, GraphOp.WHERE, GraphOp.CAST})
 _COMPUTED = frozenset({GraphOp.REDUCE, GraphOp.CONTRACT})
@@ -281,4 +282,4 @@ class _Lowering:
 
 def lower(graph: Graph, input_strides: Sequence[tuple[int, ...]]) -> ComputeProgram:
     """Compute IR for ``graph`` whose inputs have these element strides."""
-    return _Lowering(graph, input_strides).run()
+    return share_summands(merge_duplicates(_Lowering(graph, input_strides).run()))
