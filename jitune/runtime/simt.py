@@ -52,9 +52,10 @@ _REDUCE = {
 class _Memory:
     """A flat buffer with per-element access tracking for race checks."""
 
-    def __init__(self, data: np.ndarray, name: str) -> None:
+    def __init__(self, data: np.ndarray, name: str, offset: int = 0) -> None:
         self.data = data
         self.name = name
+        self.offset = offset  # flat index of element (0, ..., 0)
         self.writer = np.full(data.shape, -1, np.int64)
         self.reader = np.full(data.shape, -1, np.int64)  # -2: read by several threads
 
@@ -63,6 +64,7 @@ class _Memory:
         self.reader.fill(-1)
 
     def read(self, index: np.ndarray, threads: np.ndarray) -> np.ndarray:
+        index = index + self.offset
         if index.size:
             if index.min() < 0 or index.max() >= self.data.size:
                 raise IndexError(f"{self.name}: index out of range")
@@ -74,6 +76,7 @@ class _Memory:
         return self.data[index]
 
     def write(self, index: np.ndarray, threads: np.ndarray, value: np.ndarray) -> None:
+        index = index + self.offset
         if not index.size:
             return
         if index.min() < 0 or index.max() >= self.data.size:
@@ -225,21 +228,28 @@ class Simulator:
     def run(self, arrays: list[np.ndarray]) -> None:
         flats = []
         for decl, array in zip(self.program.buffers, arrays):
-            if (
-                decl.shape != ()
-                and tuple(s // array.itemsize for s in array.strides) != decl.strides
-            ):
+            array = np.asarray(array, dtype=decl.dtype)
+            strides = tuple(s // array.itemsize for s in array.strides)
+            if decl.shape != () and strides != decl.strides:
                 raise ValueError(
                     f"{decl.name}: the simulator needs arrays with the strides compiled in"
                 )
-            flat = np.ascontiguousarray(array).reshape(-1)
+            # the memory the view spans, as a flat array; element (0, ...) at ``offset``
+            low = sum(min(0, (n - 1) * s) for n, s in zip(array.shape, strides))
+            high = sum(max(0, (n - 1) * s) for n, s in zip(array.shape, strides))
+            flat = np.zeros(high - low + 1 if array.size else 1, decl.dtype)
+            if array.size:
+                view = np.lib.stride_tricks.as_strided(
+                    flat[-low:], array.shape, tuple(s * array.itemsize for s in strides)
+                )
+                view[...] = array
             flats.append(flat)
-            self.memory[decl.name] = _Memory(flat, decl.name)
+            self.memory[decl.name] = _Memory(flat, decl.name, -low)
         for kernel in self.program.kernels:
             self.kernel(kernel)
         for decl, array, flat in zip(self.program.buffers, arrays, flats):
-            if decl.role != "input":
-                array.reshape(-1)[...] = flat
+            if decl.role != "input" and array.size:
+                array.reshape(-1)[...] = flat[: array.size]
 
     def kernel(self, kernel: Kernel) -> None:
         assert kernel.launch is not None, "not a GPU kernel"
