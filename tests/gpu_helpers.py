@@ -58,7 +58,7 @@ def random_configs(compute, rng, count: int) -> list[dict[str, Config]]:  # noqa
     ]
 
 
-def _expected(fn: Callable[..., Any], args: list[Any], graph) -> tuple[list, list, list]:  # noqa: ANN001
+def expected(fn: Callable[..., Any], args: list[Any], graph) -> tuple[list, list, list]:  # noqa: ANN001
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         _, numpy_items = _as_list(fn(*args))
@@ -79,7 +79,7 @@ def check_simulated(
     Simulator(loops).run(arrays)
     position = {d.name: k for k, d in enumerate(loops.buffers)}
     actual = [arrays[position[name]] for name in loops.outputs]
-    reference, numpy_items, tolerances = _expected(fn, args, traced.graph)
+    reference, numpy_items, tolerances = expected(fn, args, traced.graph)
     for k, (a, ref, exp, (rtol, atol)) in enumerate(
         zip(actual, reference, numpy_items, tolerances)
     ):
@@ -121,7 +121,7 @@ def check_cuda(fn: Callable[..., Any], *args: Any, kernel: jitune.Kernel | None 
     cupy.cuda.get_current_stream().synchronize()
     structure, actual_items = _as_list(actual)
     graph = compiled.lower(*args).graph
-    reference, numpy_items, tolerances = _expected(fn, list(args), graph)
+    reference, numpy_items, tolerances = expected(fn, list(args), graph)
     assert len(actual_items) == len(reference)
     for k, (a, ref, exp, (rtol, atol)) in enumerate(
         zip(actual_items, reference, numpy_items, tolerances)

@@ -193,3 +193,33 @@ def test_cupy_arrays_without_a_usable_gpu_give_a_clear_error():
         pytest.skip("a GPU is present")
     with pytest.raises(jitune.ArgumentError, match="cuda backend"):
         jitune.kernel(gelu)(cupy.ones(3))
+
+
+# -- the CPU property tests' random programs, on the GPU templates in the simulator ----------
+import property_bodies as bodies  # noqa: E402
+import test_property as tp  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+
+
+@settings(max_examples=40)
+@given(case=tp.elementwise_cases())
+def test_random_elementwise_expressions_simulated(case):
+    bodies.elementwise(case, check_simulated)
+
+
+@settings(max_examples=40)
+@given(case=tp.reduction_cases())
+def test_random_reductions_simulated(case):
+    bodies.reduction(case, check_simulated)
+
+
+@settings(max_examples=40)
+@given(case=tp.einsum_cases())
+def test_random_einsum_simulated(case):
+    bodies.einsum(case, check_simulated)
+
+
+@settings(max_examples=25)
+@given(case=tp.program_cases())
+def test_random_multi_stage_programs_simulated(case):
+    bodies.program(case, check_simulated)

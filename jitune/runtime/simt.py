@@ -230,7 +230,7 @@ class Simulator:
         for decl, array in zip(self.program.buffers, arrays):
             array = np.asarray(array, dtype=decl.dtype)
             strides = tuple(s // array.itemsize for s in array.strides)
-            if decl.shape != () and strides != decl.strides:
+            if decl.shape != () and array.size and strides != decl.strides:
                 raise ValueError(
                     f"{decl.name}: the simulator needs arrays with the strides compiled in"
                 )
