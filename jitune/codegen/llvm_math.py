@@ -103,7 +103,14 @@ def exp_f32(em: Emitter, x: Val) -> Val:
 
 
 def tanh_f32(em: Emitter, x: Val) -> Val:
-    """tanh(x) for float32: an odd polynomial near 0, 1 - 2 / (exp(2|x|) + 1) elsewhere."""
+    """tanh(x) for float32: an odd polynomial near 0, 1 - 2 / (exp(2|x|) + 1) elsewhere.
+
+    The division is ``fdiv arcp ninf``, which LLVM turns into a reciprocal estimate and one
+    Newton step (about 2**-28 relative error with AVX-512's rcp14) instead of a vector
+    divide that costs as much as the rest of tanh together. ``ninf`` is honest because the
+    exponent is clamped at 40 (tanh is 1 in float32 from 9 on), so ``exp(2|x|) + 1`` stays
+    finite; NaN is passed through explicitly since the clamp would swallow it.
+    """
     magnitude = call_intrinsic(em, "fabs", [x])
     z = binary(em, BinaryOp.MUL, x, x)
     small = binary(
@@ -112,20 +119,20 @@ def tanh_f32(em: Emitter, x: Val) -> Val:
         binary(em, BinaryOp.MUL, binary(em, BinaryOp.MUL, _horner(em, _TANH_POLY, z), z), x),
         x,
     )
-    e = exp_f32(em, binary(em, BinaryOp.MUL, magnitude, _f32(em, 2.0, x)))
-    large = binary(
+    doubled = binary(em, BinaryOp.MUL, magnitude, _f32(em, 2.0, x))
+    e = exp_f32(em, call_intrinsic(em, "minnum", [doubled, _f32(em, 40.0, x)]))
+    denominator = binary(em, BinaryOp.ADD, e, _f32(em, 1.0, x))
+    quotient = instr(
         em,
-        BinaryOp.SUB,
-        _f32(em, 1.0, x),
-        instr(
-            em,
-            f"fdiv {e.type} {_f32(em, 2.0, x).ref}, {binary(em, BinaryOp.ADD, e, _f32(em, 1.0, x)).ref}",
-            "float",
-            x.lanes,
-        ),
+        f"fdiv arcp ninf {e.type} {_f32(em, 2.0, x).ref}, {denominator.ref}",
+        "float",
+        x.lanes,
     )
-    large = call_intrinsic(em, "copysign", [large, x])
-    return select(em, compare(em, "olt", magnitude, _f32(em, 0.625, x)), small, large)
+    large = binary(em, BinaryOp.SUB, _f32(em, 1.0, x), quotient)
+    chosen = select(em, compare(em, "olt", magnitude, _f32(em, 0.625, x)), small, large)
+    # x's sign on both branches: the polynomial alone turns -0 into +0
+    result = call_intrinsic(em, "copysign", [chosen, x])
+    return select(em, compare(em, "uno", x, x), x, result)
 
 
 _LOG_POLY = (
@@ -243,7 +250,9 @@ def _sincos_f32(em: Emitter, x: Val, cosine: bool) -> Val:
     value = select(em, use_cos, cos_part, sin_part)
     negative = flip
     if not cosine:  # sin is odd: the sign of x flips the result too
-        negative = binary(em, BinaryOp.XOR, flip, compare(em, "olt", x, _f32(em, 0.0, x)))
+        # the sign bit rather than x < 0, so that sin(-0) is -0
+        sign = compare(em, "slt", _bitcast(em, x, "i32"), _i32(em, 0, x))
+        negative = binary(em, BinaryOp.XOR, flip, sign)
     value = select(
         em, negative, instr(em, f"fneg {value.type} {value.ref}", "float", x.lanes), value
     )
