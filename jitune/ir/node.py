@@ -6,6 +6,9 @@ import dataclasses
 from typing import Any
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 class Node:
     """A frozen dataclass compared by value whose hash is computed once and cached.
 
@@ -18,7 +21,11 @@ class Node:
 
     def fields(self) -> tuple[Any, ...]:
         """The node's field values in declaration order."""
-        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))  # type: ignore[arg-type]
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:  # dataclasses.fields() is slow, and this runs per hash and compare
+            names = tuple(f.name for f in dataclasses.fields(self))  # type: ignore[arg-type]
+            _FIELD_NAMES[type(self)] = names
+        return tuple(getattr(self, name) for name in names)
 
     def __hash__(self) -> int:
         cached = self.__dict__.get("_hash")
