@@ -69,7 +69,7 @@ class CostModel:
             params.update(
                 objective="rank:pairwise",
                 lambdarank_pair_method="mean",
-                lambdarank_num_pair_per_sample=8,
+                lambdarank_num_pair_per_sample=32,
             )
         else:
             params.update(objective="reg:squarederror")

@@ -127,6 +127,14 @@ class ModelSearch:
         chosen += _random_unmeasured(count - len(chosen), state, exclude | set(chosen), rng)
         return chosen
 
+    def choose(self, state: SearchState, candidates: Sequence[Config]) -> Config | None:
+        """The best predicted of ``candidates`` (first of equals)."""
+        unique = list(dict.fromkeys(candidates))
+        if not state.trained or not unique:
+            return None
+        scores = state.score(unique)
+        return unique[int(np.argmax(scores))]
+
     def top(self, state: SearchState, candidates: Sequence[Config] = ()) -> Config | None:
         """The best predicted config among the annealing's visits and ``candidates``."""
         if not state.trained:

@@ -21,12 +21,16 @@ from .model import CostModel, Objective
 from .space import from_json
 
 ENOUGH_SAME_KERNEL = 32  # rows of the same kernel that make other kernels unnecessary
+GOOD_PER_TASK = 8  # fastest configs of each earlier task offered to a budget-0 choice
 
 
 @dataclasses.dataclass(frozen=True)
 class Transfer:
     base: CostModel | None = None
     seeds: tuple[Config, ...] = ()
+    # configs that were fast on earlier tasks (valid here): where a model that has seen no
+    # measurement of this task is trusted to choose (it extrapolates badly elsewhere)
+    candidates: tuple[Config, ...] = ()
     rows: int = 0  # records the base model was trained on
     tasks: int = 0  # earlier tasks they came from
 
@@ -90,4 +94,12 @@ def prepare(
         config = from_json(row.get("config"), space)
         if config is not None and config not in chosen:
             chosen.append(config)
-    return Transfer(base, tuple(chosen[:seeds]), len(training), len(tasks))
+    good: list[Config] = []
+    for digest in tasks:
+        rows_of = [r for r in training if r["key"] == digest and (r.get("gflops") or 0) > 0]
+        rows_of.sort(key=lambda r: -r["gflops"])
+        for row in rows_of[:GOOD_PER_TASK]:
+            config = from_json(row.get("config"), space)
+            if config is not None and config not in good:
+                good.append(config)
+    return Transfer(base, tuple(chosen[:seeds]), tuple(good), len(training), len(tasks))

@@ -213,21 +213,16 @@ class _Measured:
 
 
 def _history(task: TuneTask, rows: Sequence[dict[str, Any]]) -> _Measured:
+    """The measurements of this task in earlier tunings. Features are computed again rather
+    than read (records round them): a resumed tuning then trains exactly the model an
+    uninterrupted one would have."""
     measured = _Measured()
     for row in rows:
         config = from_json(row.get("config"), task.space)
         if config is None:
             continue
-        found = row.get("features")
-        if (
-            isinstance(found, list)
-            and len(found) == feature_mod.LENGTH
-            and row.get("features_version") == feature_mod.VERSION
-        ):
-            vector = np.asarray(found, dtype=np.float64)
-        else:
-            vector = task.features(config)
-        measured.add(config, float(row.get("gflops") or 0.0), row.get("seconds"), vector)
+        seconds = row.get("seconds")
+        measured.add(config, float(row.get("gflops") or 0.0), seconds, task.features(config))
     return measured
 
 
@@ -418,11 +413,11 @@ def _without_measuring(
         how = f"budget 0: best of {len(measured.throughput)} earlier trials"
         config = best
     else:
-        top = (
-            ModelSearch(options.seed).top(state, [*transfer.seeds, task.default])
-            if model.trained
-            else None
-        )
+        top = None
+        if model.trained:
+            searcher = ModelSearch(options.seed)
+            pool = [*transfer.seeds, *transfer.candidates, task.default]
+            top = searcher.choose(state, pool) if transfer.candidates else searcher.top(state, pool)
         if top is not None:
             config = top
             how = f"budget 0: cost model's choice (from {transfer.rows} records of {transfer.tasks} tasks)"

@@ -60,7 +60,10 @@ class WorkerMeasurer:
         return self._connection
 
     def _stop(self) -> None:
-        """Kill the worker (it crashed, hung, or is no longer wanted)."""
+        """Kill the worker (it crashed, hung, or was interrupted); the next candidate
+        starts a new one."""
+        if self._process is not None:
+            self.restarts += 1
         if self._connection is not None:
             with contextlib.suppress(OSError):
                 self._connection.close()
@@ -112,8 +115,6 @@ class WorkerMeasurer:
 
     def _ensure(self, task: MeasureTask) -> ErrorKind | None:
         if self._connection is None or self._process is None or self._process.poll() is not None:
-            if self._process is not None:
-                self.restarts += 1
             self._stop()
             self._start()
         if self._task != task.ident:

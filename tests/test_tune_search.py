@@ -1,0 +1,128 @@
+"""The tuning loop with a fake measurer of known costs: finding the best, determinism,
+interruption and resumption from the records."""
+
+from __future__ import annotations
+
+import pytest
+from tune_helpers import FakeMeasurer, LabelledTask, known_cost, make_task, matmul
+
+from jitune.config import Budget
+from jitune.tune import TuneOptions, tune
+from jitune.tune.records import RecordBook, clear_memory
+
+
+@pytest.fixture(autouse=True)
+def _fresh_records():
+    clear_memory()
+    yield
+    clear_memory()
+
+
+def _task(n: int = 96):
+    return make_task(matmul, (n, n), (n, n), cls=LabelledTask)
+
+
+def _options(trials: int, strategy: str = "model", seed: int = 0, **extra) -> TuneOptions:
+    return TuneOptions(
+        budget=Budget(trials=trials), strategy=strategy, seed=seed, progress="off", **extra
+    )
+
+
+def _best(task):
+    return min(task.space.configs(), key=known_cost)
+
+
+def test_model_search_finds_the_known_best():
+    task = _task()
+    measurer = FakeMeasurer()
+    result = tune(task, _options(64), RecordBook(None), measurer)
+    assert result.config == _best(task)
+    assert measurer.seen[0] == task.default  # the default schedule is always measured
+    assert len(set(measurer.seen)) == len(measurer.seen) == 64  # nothing measured twice
+    assert result.speedup is not None and result.speedup >= 1.0
+
+
+@pytest.mark.parametrize("strategy", ["random", "ga"])
+def test_other_strategies_run_and_never_lose_the_default(strategy):
+    task = _task()
+    measurer = FakeMeasurer()
+    result = tune(task, _options(24, strategy), RecordBook(None), measurer)
+    assert len(measurer.seen) == 24 and measurer.seen[0] == task.default
+    assert known_cost(result.config) <= known_cost(task.default)
+
+
+@pytest.mark.parametrize("strategy", ["model", "random", "ga"])
+def test_same_seed_and_records_propose_the_same_candidates(strategy):
+    runs = []
+    for _ in range(2):
+        clear_memory()
+        measurer = FakeMeasurer()
+        tune(_task(), _options(24, strategy, seed=7), RecordBook(None), measurer)
+        runs.append(measurer.seen)
+    assert runs[0] == runs[1]
+    clear_memory()
+    other = FakeMeasurer()
+    tune(_task(), _options(24, strategy, seed=8), RecordBook(None), other)
+    assert other.seen != runs[0]
+
+
+def test_an_interrupted_tuning_resumes_from_its_records():
+    task = _task()
+    book = RecordBook(None)
+    # Ctrl-C while the third batch is measured: two batches of 8 are recorded
+    first = FakeMeasurer(interrupt_after=20)
+    stopped = tune(task, _options(40), book, first)
+    assert stopped.interrupted and "interrupted" in stopped.how
+    assert len(book.for_key(task.key.digest)) == 16
+    assert stopped.config in first.seen[:16]  # the best so far is used
+    second = FakeMeasurer()
+    resumed = tune(_task(), _options(40), book, second)
+    assert not resumed.interrupted and resumed.total_trials == 40
+    assert len(second.seen) == 24  # only what the budget has left
+    assert not set(second.seen) & set(first.seen[:16])  # nothing measured again
+    # an uninterrupted tuning with the same seed proposes the same candidates
+    clear_memory()
+    straight = FakeMeasurer()
+    tune(_task(), _options(40), RecordBook(None), straight)
+    assert straight.seen == first.seen[:16] + second.seen
+
+
+def test_exhausted_budget_measures_nothing_more():
+    book = RecordBook(None)
+    tune(_task(), _options(16), book, FakeMeasurer())
+    again = FakeMeasurer()
+    result = tune(_task(), _options(16), book, again)
+    assert again.seen == [] and result.total_trials == 16 and result.trials == 0
+
+
+def test_time_budget_stops():
+    task = _task()
+    measurer = FakeMeasurer()
+    result = tune(
+        task, TuneOptions(budget=Budget(seconds=0.5), progress="off"), RecordBook(None), measurer
+    )
+    assert 1 <= len(measurer.seen) < len(task.space) and result.elapsed < 5
+
+
+def test_zero_budget_without_history_is_the_default_schedule():
+    task = _task()
+    measurer = FakeMeasurer()
+    result = tune(task, _options(0), RecordBook(None), measurer)
+    assert measurer.seen == [] and result.config == task.default
+    assert "default" in result.how
+
+
+def test_transfer_from_other_shapes_seeds_and_guides_the_search():
+    book = RecordBook(None)
+    # shapes whose k is longer than every k block, so that all configs differ as programs
+    for n in (520, 1040):
+        tune(_task(n), _options(48), book, FakeMeasurer())
+    task = _task(768)
+    # budget 0: the model trained on the other shapes chooses, nothing is measured
+    chosen = tune(task, _options(0), book, FakeMeasurer())
+    assert "cost model" in chosen.how
+    assert known_cost(chosen.config) <= 1.25 * known_cost(_best(task))  # the tuned 80%
+    # with a budget, the best configs of the nearest shapes are measured first
+    measurer = FakeMeasurer()
+    tune(task, _options(8), book, measurer)
+    assert measurer.seen[0] == task.default and _best(task) in measurer.seen[:4]
