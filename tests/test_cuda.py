@@ -12,7 +12,7 @@ import pytest
 import test_property as tp
 from gpu_helpers import check_cuda, expected, gpu_count, lowered, random_configs, to_cupy
 from helpers import assert_close
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from test_cuda_codegen import CASES, IDS
 
 import jitune
@@ -20,37 +20,34 @@ from jitune.frontend.kernel import _spec
 from jitune.pipeline import lower_graph
 from jitune.runtime.devices import device_named
 
+# no shrinking: every example compiles a CUDA program, and the GPU time is short
+NO_SHRINK = (Phase.explicit, Phase.generate)
+
 pytestmark = [
     pytest.mark.cuda,
     pytest.mark.skipif(gpu_count() == 0, reason="needs a CUDA GPU (CuPy sees none)"),
 ]
 
 
-@pytest.fixture(autouse=True)
-def _no_tuning():
-    with jitune.config.override(budget=jitune.config.Budget(trials=0)):
-        yield
-
-
-@settings(max_examples=60)
+@settings(max_examples=60, phases=NO_SHRINK)
 @given(case=tp.elementwise_cases())
 def test_random_elementwise_expressions_cuda(case):
     bodies.elementwise(case, check_cuda)
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, phases=NO_SHRINK)
 @given(case=tp.reduction_cases())
 def test_random_reductions_cuda(case):
     bodies.reduction(case, check_cuda)
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, phases=NO_SHRINK)
 @given(case=tp.einsum_cases())
 def test_random_einsum_cuda(case):
     bodies.einsum(case, check_cuda)
 
 
-@settings(max_examples=40)
+@settings(max_examples=40, phases=NO_SHRINK)
 @given(case=tp.program_cases())
 def test_random_multi_stage_programs_cuda(case):
     bodies.program(case, check_cuda)

@@ -617,26 +617,53 @@ def tiled_form(
     def over_tile(stmt: Stmt) -> Stmt:
         return _loop("i_", tm, _loop("j_", tn, stmt, LoopKind.UNROLLED), LoopKind.UNROLLED)
 
-    cur = var("cur")  # element offset of the shared buffer in use
-    a_val = load(
-        "As",
-        (
-            index_add(
-                cur, index_add(index_mul(var("kk"), bm), index_add(index_mul(ty, tm), var("i_")))
-            ),
-        ),
-        t.fa.dtype,
-    )
-    b_val = load(
-        "Bs",
-        (
-            index_add(
-                var("curb"),
-                index_add(index_mul(var("kk"), bn), index_add(index_mul(tx, tn), var("j_"))),
-            ),
-        ),
-        t.fb.dtype,
-    )
+    threads_m = bm // tm
+    # With 4-wide register reads, a thread's tm rows (tn columns) are chunks of 4 spaced
+    # threads_m * 4 (threads_n * 4) apart, so the threads of a warp read consecutive float4s
+    # of shared memory (no bank conflicts) and store consecutive float4s of the output.
+    vec_a = tm % 4 == 0 and t.fa.dtype.itemsize == 4
+    vec_b = tn % 4 == 0 and t.fb.dtype.itemsize == 4
+
+    def position(thread: Expr, per: int, count: int, chunked: bool, i: Expr) -> Expr:
+        """Offset in the block tile of register ``i`` of ``thread`` (``count`` threads,
+        ``per`` registers each)."""
+        if not chunked:
+            return index_add(index_mul(thread, per), i)
+        return index_add(
+            index_add(index_mul(index_div(i, 4), count * 4), index_mul(thread, 4)),
+            index_mod(i, 4),
+        )
+
+    def chunk_position(thread: Expr, count: int, q: Expr, lane: Expr) -> Expr:
+        return index_add(index_add(index_mul(q, count * 4), index_mul(thread, 4)), lane)
+
+    def read_regs(
+        reg: str,
+        shared: str,
+        offset: Expr,
+        size: int,
+        thread: Expr,
+        per: int,
+        count: int,
+        vec: bool,
+        dtype: np.dtype,
+    ) -> Stmt:
+        base = index_add(offset, index_mul(var("kk"), size))
+        if vec:
+            q, lane = var("q_"), var("l_")
+            value = load(shared, (index_add(base, chunk_position(thread, count, q, lane)),), dtype)
+            inner = _loop(
+                "l_",
+                4,
+                Store(reg, (index_add(index_mul(q, 4), lane),), value),
+                LoopKind.VECTORIZED,
+            )
+            return _loop("q_", per // 4, inner, LoopKind.UNROLLED)
+        value = load(
+            shared, (index_add(base, index_add(index_mul(thread, per), var("r_"))),), dtype
+        )
+        return _loop("r_", per, Store(reg, (var("r_"),), value), LoopKind.UNROLLED)
+
     ra = load("ra", (var("i_"),), t.fa.dtype)
     rb = load("rb", (var("j_"),), t.fb.dtype)
     # body = fa * fb, rebuilt on the register values
@@ -645,30 +672,15 @@ def tiled_form(
         if stage.body.src[0] is t.fa
         else binary(BinaryOp.MUL, rb, ra, stage.body.dtype)
     )
-    vec_a = tm % 4 == 0 and bm % 4 == 0 and t.fa.dtype.itemsize == 4
-    vec_b = tn % 4 == 0 and bn % 4 == 0 and t.fb.dtype.itemsize == 4
-
-    def read_regs(reg: str, count: int, value: Expr, var_name: str, vec: bool) -> Stmt:
-        if vec:
-            inner = _loop(
-                "l_",
-                4,
-                Store(
-                    reg,
-                    (index_add(index_mul(var("q_"), 4), var("l_")),),
-                    substitute(value, {var_name: index_add(index_mul(var("q_"), 4), var("l_"))}),
-                ),
-                LoopKind.VECTORIZED,
-            )
-            return _loop("q_", count // 4, inner, LoopKind.UNROLLED)
-        return _loop(var_name, count, Store(reg, (var(var_name),), value), LoopKind.UNROLLED)
+    a_read = read_regs("ra", "As", var("cur"), bm, ty, tm, threads_m, vec_a, t.fa.dtype)
+    b_read = read_regs("rb", "Bs", var("curb"), bn, tx, tn, threads_n, vec_b, t.fb.dtype)
 
     compute = _loop(
         "kk",
         bk,
         block(
-            read_regs("ra", tm, a_val, "i_", vec_a),
-            read_regs("rb", tn, b_val, "j_", vec_b),
+            a_read,
+            b_read,
             over_tile(Store("acc", acc_slot, combine(stage.reduce_op, acc_load, product))),
         ),
         LoopKind.UNROLLED,
@@ -707,15 +719,15 @@ def tiled_form(
         )
         main = _loop("kt", k_steps, step)
     # the store, with the epilogue
-    row = index_add(m0, index_add(index_mul(ty, tm), var("i_")))
-    col = index_add(n0, index_add(index_mul(tx, tn), var("j_")))
+    row = index_add(m0, position(ty, tm, threads_m, vec_a, var("i_")))
+    col = index_add(n0, position(tx, tn, threads_n, vec_b, var("j_")))
     out_index = {**fixed, t.m.name: row, t.n.name: col}
     out = tuple(out_index[a.name] for a in stage.axes)
     value = substitute(_store_value(stage, acc_load), out_index)
     conds = []
     if t.m.extent % bm:
         conds.append(_lt(row, t.m.extent))
-    store_lanes = 4 if stage.dtype.itemsize == 4 else 2
+    store_lanes = 4 if vec_b else (4 if stage.dtype.itemsize == 4 else 2)
     out_flat = linear_index(tuple(var(a.name) for a in stage.axes), buffers[stage.out].strides)
     epilogue_loads = loads(substitute(_store_value(stage, acc_load), {}))
     names = {a.name for a in stage.axes}
@@ -724,6 +736,7 @@ def tiled_form(
         and tn % store_lanes == 0
         and t.n.extent % store_lanes == 0
         and stage.dtype.kind != "b"
+        and stage.dtype.itemsize * store_lanes <= 16
         and _aligned(out_flat, t.n.name, names, store_lanes)
         and all(
             _aligned(
@@ -735,7 +748,13 @@ def tiled_form(
     )
     if vec_store:
         j = index_add(index_mul(var("q_"), store_lanes), var("l_"))
-        col_q = index_add(n0, index_add(index_mul(tx, tn), index_mul(var("q_"), store_lanes)))
+        if vec_b:  # chunked columns: chunk q of the thread starts at col_q
+            col_q = index_add(n0, chunk_position(tx, threads_n, var("q_"), iconst(0)))
+            col_j = index_add(n0, chunk_position(tx, threads_n, var("q_"), var("l_")))
+            value = substitute(_store_value(stage, acc_load), {**out_index, t.n.name: col_j})
+            out = tuple({**out_index, t.n.name: col_j}[a.name] for a in stage.axes)
+        else:
+            col_q = index_add(n0, index_add(index_mul(tx, tn), index_mul(var("q_"), store_lanes)))
         if t.n.extent % bn:
             conds.append(_lt(col_q, t.n.extent))
         inner = _loop(
