@@ -12,7 +12,7 @@ from jitune.frontend.trace import ArgSpec, trace
 from jitune.runtime.cpu import CpuDevice
 from jitune.schedule.space import Config
 from jitune.tune import TuneTask
-from jitune.tune.measure import Candidate, MeasureResult, MeasureTask, Plan
+from jitune.tune.measure import Candidate, MeasureResult, MeasureTask, Plan, resolve
 from jitune.tune.space import join, split
 
 
@@ -81,7 +81,7 @@ class FakeMeasurer:
         for candidate in candidates:
             if self.interrupt_after is not None and len(self.seen) >= self.interrupt_after:
                 raise KeyboardInterrupt
-            config = config_of(candidate)
+            config = config_of(resolve(candidate))
             self.seen.append(config)
             results.append(MeasureResult(self.cost(config)))
         return results

@@ -168,22 +168,53 @@ def agrees(output: np.ndarray, reference: np.ndarray, rtol: float) -> bool:
     )
 
 
+Build = Callable[[], Candidate]
+"""Produces a candidate when called: the worker measurer renders the next candidate while
+the worker compiles the current one."""
+
+
+def resolve(build: Build | Candidate) -> Candidate | MeasureResult:
+    """The candidate, or a compile error if producing its source failed."""
+    if isinstance(build, Candidate):
+        return build
+    try:
+        return build()
+    except Exception as exc:  # noqa: BLE001 - a template that fails costs one trial
+        return MeasureResult(None, ErrorKind.COMPILE_ERROR, _say(exc))
+
+
 class Bench:
-    """Measures candidates of one task in the current process."""
+    """Measures candidates of one task in the current process: :meth:`build` then
+    :meth:`run` (two steps, so a worker can compile while its caller renders)."""
 
     def __init__(self, task: MeasureTask) -> None:
         self.task = task
         self.inputs = [argument.view() for argument in task.arguments]
+        self._built: tuple[Any, Plan, float] | None = None
 
     def measure(self, candidate: Candidate) -> MeasureResult:
-        task = self.task
+        failed = self.build(candidate)
+        return failed if failed is not None else self.run()
+
+    def build(self, candidate: Candidate) -> MeasureResult | None:
+        """Compile and load ``candidate``; a result only if that failed."""
+        self._built = None
         began = time.perf_counter()
         try:
-            binary = task.device.compile(candidate.source)
-            program = task.device.load(binary, candidate.plan.buffer_count)
+            binary = self.task.device.compile(candidate.source)
+            program = self.task.device.load(binary, candidate.plan.buffer_count)
         except Exception as exc:  # noqa: BLE001 - any failure to build is this candidate's
             return MeasureResult(None, ErrorKind.COMPILE_ERROR, _say(exc))
-        compiled = time.perf_counter() - began
+        self._built = (program, candidate.plan, time.perf_counter() - began)
+        return None
+
+    def run(self) -> MeasureResult:
+        """Check the built candidate against the reference, then time it."""
+        task = self.task
+        assert self._built is not None, "run() needs a successful build()"
+        program, plan, compiled = self._built
+        self._built = None
+        candidate = Candidate("", plan)
         try:
             arrays = self._arrays(candidate.plan)
             program.launch(*arrays)  # warm-up, and the output that is checked
@@ -236,7 +267,9 @@ def _say(exc: BaseException) -> str:
 class Measurer(Protocol):
     """Measures candidates of a task; one instance per device kind and process."""
 
-    def measure(self, task: MeasureTask, candidates: Sequence[Candidate]) -> list[MeasureResult]:
+    def measure(
+        self, task: MeasureTask, candidates: Sequence[Build | Candidate]
+    ) -> list[MeasureResult]:
         """One result per candidate, in order; never raises for a faulty candidate."""
         ...
 
@@ -252,10 +285,19 @@ class LocalMeasurer:
     def __init__(self) -> None:
         self._bench: Bench | None = None
 
-    def measure(self, task: MeasureTask, candidates: Sequence[Candidate]) -> list[MeasureResult]:
+    def measure(
+        self, task: MeasureTask, candidates: Sequence[Build | Candidate]
+    ) -> list[MeasureResult]:
         if self._bench is None or self._bench.task is not task:
             self._bench = Bench(task)
-        return [self._bench.measure(candidate) for candidate in candidates]
+        results = []
+        for build in candidates:
+            candidate = resolve(build)
+            if isinstance(candidate, MeasureResult):
+                results.append(candidate)
+            else:
+                results.append(self._bench.measure(candidate))
+        return results
 
     def close(self) -> None:
         self._bench = None

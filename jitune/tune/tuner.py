@@ -10,6 +10,7 @@ it cleanly with the best config found so far.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import re
@@ -381,21 +382,8 @@ def tune(
 def _measure(
     task: TuneTask, bench: MeasureTask, measurer: Measurer, batch: Sequence[Config]
 ) -> list[MeasureResult]:
-    """Results in batch order; a config whose source cannot even be produced is a compile error."""
-    from .measure import ErrorKind
-
-    results: list[MeasureResult | None] = []
-    candidates: list[Candidate] = []
-    for config in batch:
-        try:
-            candidates.append(task.candidate(config))
-            results.append(None)
-        except Exception as exc:  # noqa: BLE001 - a template bug costs one trial
-            results.append(
-                MeasureResult(None, ErrorKind.COMPILE_ERROR, f"{type(exc).__name__}: {exc}")
-            )
-    measured = iter(measurer.measure(bench, candidates))
-    return [r if r is not None else next(measured) for r in results]
+    """Results in batch order; each candidate's source is produced when the measurer asks."""
+    return measurer.measure(bench, [functools.partial(task.candidate, c) for c in batch])
 
 
 def _without_measuring(

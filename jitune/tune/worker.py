@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .measure import Bench, Candidate, ErrorKind, MeasureResult, MeasureTask
+from .measure import Bench, Build, Candidate, ErrorKind, MeasureResult, MeasureTask, resolve
 
 START_SECONDS = 120.0  # start-up plus receiving a task's arrays
 
@@ -101,17 +101,10 @@ class WorkerMeasurer:
         assert connection is not None
         try:
             connection.send(message)
-            if not connection.poll(timeout):
-                self._stop()
-                return ErrorKind.TIMEOUT
-            return connection.recv()
-        except (EOFError, OSError):
+        except OSError:
             self._stop()
             return ErrorKind.CRASH
-        except BaseException:
-            # interrupted while the worker is busy: its answer would arrive out of turn
-            self._stop()
-            raise
+        return self._answer(timeout)
 
     def _ensure(self, task: MeasureTask) -> ErrorKind | None:
         if self._connection is None or self._process is None or self._process.poll() is not None:
@@ -124,29 +117,67 @@ class WorkerMeasurer:
             self._task = task.ident
         return None
 
-    def measure(self, task: MeasureTask, candidates: Sequence[Candidate]) -> list[MeasureResult]:
-        results = []
-        for candidate in candidates:
+    def measure(
+        self, task: MeasureTask, candidates: Sequence[Build | Candidate]
+    ) -> list[MeasureResult]:
+        """Measure in order. While the worker compiles one candidate this process renders
+        the next; while the worker times one, this process waits, so timings are quiet."""
+        results: list[MeasureResult] = []
+        upcoming = resolve(candidates[0]) if candidates else None
+        for index in range(len(candidates)):
+            current = upcoming
+            if isinstance(current, MeasureResult):
+                results.append(current)
+                upcoming = resolve(candidates[index + 1]) if index + 1 < len(candidates) else None
+                continue
+            assert current is not None
             failed = self._ensure(task)
             if failed is not None:
                 results.append(MeasureResult(None, failed, "the worker could not take the task"))
+                upcoming = resolve(candidates[index + 1]) if index + 1 < len(candidates) else None
                 continue
             began = time.perf_counter()
-            reply = self._ask(("measure", candidate), task.timeout)
-            if reply is ErrorKind.TIMEOUT:
-                results.append(MeasureResult(None, reply, f"no result within {task.timeout:.1f} s"))
-            elif reply is ErrorKind.CRASH:
-                code = "" if self._process is None else f" ({self._process.returncode})"
-                results.append(
-                    MeasureResult(
-                        None,
-                        reply,
-                        f"the worker died{code} after {time.perf_counter() - began:.2f} s",
-                    )
-                )
-            else:
-                results.append(reply[1])  # type: ignore[index]
+            connection = self._connection
+            assert connection is not None
+            try:
+                connection.send(("build", current))
+            except OSError:
+                pass  # the worker is gone: the answer below says so
+            # render the next candidate while the worker compiles this one
+            upcoming = resolve(candidates[index + 1]) if index + 1 < len(candidates) else None
+            reply = self._answer(task.timeout)
+            if not isinstance(reply, ErrorKind) and reply[1] is None:
+                reply = self._ask(("run",), task.timeout)
+            results.append(self._result(reply, task, began))
         return results
+
+    def _answer(self, timeout: float) -> tuple[Any, ...] | ErrorKind:
+        """The worker's reply to a message already sent."""
+        connection = self._connection
+        assert connection is not None
+        try:
+            if not connection.poll(timeout):
+                self._stop()
+                return ErrorKind.TIMEOUT
+            return connection.recv()
+        except (EOFError, OSError):
+            self._stop()
+            return ErrorKind.CRASH
+        except BaseException:
+            # interrupted while the worker is busy: its answer would arrive out of turn
+            self._stop()
+            raise
+
+    def _result(
+        self, reply: tuple[Any, ...] | ErrorKind, task: MeasureTask, began: float
+    ) -> MeasureResult:
+        if reply is ErrorKind.TIMEOUT:
+            return MeasureResult(None, reply, f"no result within {task.timeout:.1f} s")
+        if reply is ErrorKind.CRASH:
+            code = "" if self._process is None else f" ({self._process.returncode})"
+            elapsed = time.perf_counter() - began
+            return MeasureResult(None, reply, f"the worker died{code} after {elapsed:.2f} s")
+        return reply[1]  # type: ignore[index]
 
 
 def serve(connection: Connection) -> int:
@@ -163,9 +194,12 @@ def serve(connection: Connection) -> int:
         if kind == "task":
             bench = Bench(message[1])
             connection.send(("ok",))
-        elif kind == "measure":
+        elif kind == "build":
             assert bench is not None
-            connection.send(("result", bench.measure(message[1])))
+            connection.send(("built", bench.build(message[1])))
+        elif kind == "run":
+            assert bench is not None
+            connection.send(("result", bench.run()))
 
 
 def _watch_parent(parent: int) -> None:
