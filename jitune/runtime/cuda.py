@@ -153,22 +153,36 @@ class CudaProgram:
         return found[1]
 
     def _launch(self, *arrays: Any) -> None:
+        # The hot path of every call: the dispatch key already holds each array's device, so
+        # arrays on two devices never reach here (device_of rejected them when building).
         cupy = _cupy()
-        args = list(arrays)
-        for position, dtype in self.scalars:
-            value = args[position]
-            if isinstance(value, cupy.ndarray):
-                value = value.get()
-            args[position] = dtype.type(np.asarray(value).item())
-        device_id = check_devices(args, "kernel")
-        if device_id is None:
-            device_id = cupy.cuda.runtime.getDevice()
-        for position in self.aligned:
-            if args[position].data.ptr % 16:
-                args[position] = _aligned_copy(cupy, args[position])
+        args: Any = arrays
+        if self.scalars:
+            args = list(args)
+            for position, dtype in self.scalars:
+                value = args[position]
+                if isinstance(value, cupy.ndarray):
+                    value = value.get()
+                args[position] = dtype.type(np.asarray(value).item())
+        current = cupy.cuda.runtime.getDevice()
+        device_id = current
+        for arg in args:
+            if isinstance(arg, cupy.ndarray):
+                device_id = arg.device.id
+                break
+        if self.aligned:
+            args = list(args)
+            for position in self.aligned:
+                if args[position].data.ptr % 16:
+                    args[position] = _aligned_copy(cupy, args[position])
+        args = tuple(args)
+        if device_id == current:
+            for function, grid, block in self._functions(device_id):
+                function(grid, block, args)
+            return
         with cupy.cuda.Device(device_id):
             for function, grid, block in self._functions(device_id):
-                function(grid, block, tuple(args))
+                function(grid, block, args)
 
 
 def check_devices(args: Sequence[Any], name: str) -> int | None:
@@ -238,6 +252,8 @@ class CudaDevice:
             return self.empty
 
         def empty(shape: tuple[int, ...], dtype: Any) -> Any:
+            if cupy.cuda.runtime.getDevice() == device_id:
+                return cupy.empty(shape, dtype)
             with cupy.cuda.Device(device_id):
                 return cupy.empty(shape, dtype)
 
