@@ -35,6 +35,13 @@ lib = nvrtc.load()
 print("nvrtc", lib and lib.path, lib and lib.version)
 from jitune.runtime.devices import device_named
 print("target", device_named("cuda").target().fingerprint())
+import time, numpy as np, jitune
+x = cupy.arange(1000, dtype=cupy.float32)
+began = time.time()
+y = jitune.kernel(lambda a: a * 2 + 1)(x)
+cupy.cuda.runtime.deviceSynchronize()
+print("smoke: first call", round(time.time() - began, 3), "s; correct:",
+      bool((cupy.asnumpy(y) == np.arange(1000, dtype=np.float32) * 2 + 1).all()))
 PY
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
