@@ -71,6 +71,11 @@ class Dialect:
     shuffle_xor: str | None  # format with {value}, {offset}; None: combine through shared memory
     align16: str  # attribute placing a shared array on a 16-byte boundary
     prelude: str = ""
+    long_suffix: str = "LL"  # of 64-bit integer literals
+    # one vector access of ``lanes`` elements at ``array[index]`` (``index`` a multiple of
+    # ``lanes``); OpenCL spells it vload/vstore, which work in every address space
+    vector_load: str = "*(const {vt}*)(&{array}[{index}])"
+    vector_store: str = "*({vt}*)(&{array}[{index}]) = {value};"
 
 
 def code(dtype: np.dtype) -> str:
@@ -115,7 +120,7 @@ def _helpers(d: Dialect) -> dict[str, str]:
     fn = d.function
     for c in ("i4", "i8"):
         t = d.types[c]
-        low = "(-2147483647 - 1)" if c == "i4" else "(-9223372036854775807LL - 1)"
+        low = "(-2147483647 - 1)" if c == "i4" else f"(-9223372036854775807{d.long_suffix} - 1)"
         out[f"jt_floordiv_{c}"] = (
             f"{fn} {t} jt_floordiv_{c}({t} a, {t} b) {{\n"
             f"  if (b == 0) return 0;\n  if (b == -1) return ({t})(0 - a);\n"
@@ -175,8 +180,8 @@ def literal(value: object, dtype: np.dtype, d: Dialect) -> str:
     v = int(value)  # type: ignore[call-overload]
     if c == "i8":
         if v == -(1 << 63):
-            return "(-9223372036854775807LL - 1)"
-        return f"{v}LL" if abs(v) >= (1 << 30) else str(v)
+            return f"(-9223372036854775807{d.long_suffix} - 1)"
+        return f"{v}{d.long_suffix}" if abs(v) >= (1 << 30) else str(v)
     if v == -(1 << 31):
         return "(-2147483647 - 1)"
     return str(v)
@@ -473,7 +478,8 @@ class _KernelWriter:
             base = self.expr(substitute(flat, {v: iconst(0)}))
             vt = self.d.vector(c, lanes)
             name = self.tmp()
-            self.line(f"const {vt} {name} = *(const {vt}*)(&{node.arg}[{base}]);")
+            access = self.d.vector_load.format(vt=vt, lanes=lanes, array=node.arg, index=base)
+            self.line(f"const {vt} {name} = {access};")
             if node.arg in self.decls:
                 self.aligned.add(node.arg)
             mapping[node] = [f"{name}.{_LANE_NAMES[k]}" for k in range(lanes)]
@@ -496,7 +502,10 @@ class _KernelWriter:
         if contiguous:
             vt = self.d.vector(c, lanes)
             base = self.expr(substitute(flat, {v: iconst(0)}))
-            self.line(f"*({vt}*)(&{name}[{base}]) = {self.d.make_vector(vt, values)};")
+            value = self.d.make_vector(vt, values)
+            self.line(
+                self.d.vector_store.format(vt=vt, lanes=lanes, array=name, index=base, value=value)
+            )
             if name in self.decls:
                 self.aligned.add(name)
         else:
@@ -583,7 +592,9 @@ class _KernelWriter:
         params = []
         for decl in kernel_params(self.program, self.kernel):
             if decl.name in self.scalars:
-                params.append(f"const {self.type_of(decl.dtype)} {decl.name}")
+                # a dialect may pass some scalars as another type (OpenCL: no bool arguments)
+                kind = d.types.get("param_" + code(decl.dtype), self.type_of(decl.dtype))
+                params.append(f"const {kind} {decl.name}")
                 continue
             const = "" if decl.name in self.written else "const "
             params.append(

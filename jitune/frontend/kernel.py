@@ -60,8 +60,10 @@ def _signature(arg: Any) -> Any:
     if isinstance(arg, np.ndarray):
         return (arg.shape, arg.dtype, arg.strides)
     strides = getattr(arg, "strides", None)
-    if strides is not None:  # a GPU array (CuPy): its device is part of the key
-        return (kind, arg.shape, arg.dtype, strides, getattr(arg.device, "id", None))
+    if strides is not None:  # a GPU array: where it lives is part of the key
+        device = getattr(arg, "device", None)  # CuPy: the GPU; pyopencl: the queue
+        place = device.id if device is not None else getattr(arg, "queue", None)
+        return (kind, arg.shape, arg.dtype, strides, place)
     return ("other", kind)
 
 

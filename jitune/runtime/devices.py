@@ -12,11 +12,10 @@ from ..errors import ArgumentError
 from .base import Device
 from .cpu import CpuDevice
 from .cuda import CudaDevice, check_devices
+from .opencl import OpenclDevice
 
-DEVICES: tuple[Device, ...] = (CpuDevice(), CudaDevice())
+DEVICES: tuple[Device, ...] = (CpuDevice(), CudaDevice(), OpenclDevice())
 """Registered devices, in the order dispatch asks them."""
-
-_PLANNED = {"pyopencl": "opencl"}
 
 
 def library_of(value: Any) -> str | None:
@@ -45,17 +44,19 @@ def device_of(args: Sequence[Any], name: str) -> Device:
         if device.library == library and forced in ("auto", device.name) and device.available():
             if device.name == "cuda":
                 check_devices(args, name)
-            return device
+            bind = getattr(device, "bind", None)  # OpenCL: the device of the arrays' queue
+            return device if bind is None else bind(args, name)
     if library == "cupy":
         raise ArgumentError(
             f"{name}: cupy arrays need the cuda backend, which cannot run in this process: "
             "no CUDA GPU is visible to CuPy, or NVRTC is missing "
             "(pip install nvidia-cuda-nvrtc-cu12)"
         )
-    if library in _PLANNED:
+    if library == "pyopencl":
         raise ArgumentError(
-            f"{name}: {library} arrays need the {_PLANNED[library]} backend, which this version "
-            "of jitune does not have yet; pass NumPy arrays"
+            f"{name}: pyopencl arrays need the opencl backend, which cannot run in this "
+            "process: pyopencl finds no OpenCL platform (pip install pocl-binary-distribution "
+            "gives a CPU device)"
         )
     raise ArgumentError(f"{name}: no jitune device runs {library} arrays (JITUNE_TARGET={forced})")
 

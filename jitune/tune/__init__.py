@@ -18,3 +18,5 @@ from __future__ import annotations
 from .tuner import TuneOptions, TuneResult, TuneTask, tune
 
 __all__ = ["TuneOptions", "TuneResult", "TuneTask", "tune"]
+
+from . import device_measure  # noqa: E402, F401 - registers the OpenCL measurer

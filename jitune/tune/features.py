@@ -25,7 +25,7 @@ from ..ir.ops import BinaryOp
 VERSION = 1  # bump when the features change: older records are then not transferred
 LEVELS = 10  # loop levels described, innermost last (deeper nests keep their inner levels)
 ACCESSES = 4  # the store and the three loads that touch the most bytes
-_KINDS = (LoopKind.SERIAL, LoopKind.PARALLEL, LoopKind.VECTORIZED, LoopKind.UNROLLED)
+_KINDS = tuple(LoopKind)  # GPU block and thread loops too, so one extractor serves every target
 GLOBALS = 7
 PER_LEVEL = 1 + len(_KINDS)
 PER_ACCESS_LEVEL = 3

@@ -1,0 +1,220 @@
+"""The OpenCL backend on the OpenCL devices pyopencl finds (PoCL's CPU device in CI; skipped
+with a reason where there is none): the CPU property tests' random programs on pyopencl
+arrays, random configs of every GPU template, and the runtime's contract (pyopencl in,
+pyopencl out on the arrays' queue, scalars, errors, the cache, tuning)."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import property_bodies as bodies
+import pytest
+import test_property as tp
+from gpu_helpers import expected, lowered, random_configs
+from helpers import _as_list, assert_close
+from hypothesis import Phase, given, settings
+from test_cuda_codegen import CASES, IDS
+
+import jitune
+from jitune.frontend.kernel import _spec
+from jitune.pipeline import lower_graph
+
+
+def _queue():
+    try:
+        import pyopencl as cl
+
+        for platform in cl.get_platforms():
+            devices = platform.get_devices()
+            if devices:
+                return cl.CommandQueue(cl.Context(devices[:1]))
+    except Exception:  # no pyopencl, no ICD loader, no platform  # noqa: BLE001
+        return None
+    return None
+
+
+QUEUE = _queue()
+pytestmark = [
+    pytest.mark.opencl,
+    pytest.mark.skipif(QUEUE is None, reason="needs an OpenCL device (pip install pyopencl "
+                       "pocl-binary-distribution gives a CPU one)"),
+]
+# each example builds an OpenCL program (about a second on PoCL): few examples, no shrinking
+FEW = settings(max_examples=8, phases=(Phase.explicit, Phase.generate), deadline=None)
+
+
+def to_device(value):
+    """``value`` as a pyopencl array with the same shape (scalars stay host values)."""
+    import pyopencl.array as cl_array
+
+    if not isinstance(value, np.ndarray):
+        return value
+    return cl_array.to_device(QUEUE, value.copy(order="C"))
+
+
+def check_opencl(fn, *args):
+    """Run ``fn`` compiled for OpenCL on device copies of ``args``; compare with the
+    reference evaluator and NumPy."""
+    import pyopencl.array as cl_array
+
+    if isinstance(fn, jitune.Kernel):
+        fn = fn.fn
+    compiled = jitune.kernel(fn)
+    device_args = [to_device(a) for a in args]
+    # only scalars: the call runs on the CPU, as NumPy scalars would
+    on_device = any(isinstance(a, cl_array.Array) for a in device_args)
+    actual = compiled(*device_args)
+    host_args = [a.copy(order="C") if isinstance(a, np.ndarray) else a for a in args]
+    graph = compiled.lower(*host_args).graph
+    reference, numpy_items, tolerances = expected(fn, list(args), graph)
+    _, actual_items = _as_list(actual)
+    assert len(actual_items) == len(reference)
+    for k, (a, ref, exp, (rtol, atol)) in enumerate(
+        zip(actual_items, reference, numpy_items, tolerances)
+    ):
+        if on_device:
+            assert isinstance(a, cl_array.Array), f"output {k} is a {type(a).__name__}"
+            assert a.queue is QUEUE
+        host = a.get() if on_device else a
+        assert_close(host, ref, rtol=rtol, atol=atol, what=f"output {k} vs reference")
+        assert_close(host, exp, rtol=rtol, atol=atol, what=f"output {k} vs NumPy")
+
+
+@FEW
+@given(case=tp.elementwise_cases())
+def test_random_elementwise_expressions_opencl(case):
+    bodies.elementwise(case, check_opencl)
+
+
+@FEW
+@given(case=tp.reduction_cases())
+def test_random_reductions_opencl(case):
+    bodies.reduction(case, check_opencl)
+
+
+@FEW
+@given(case=tp.einsum_cases())
+def test_random_einsum_opencl(case):
+    bodies.einsum(case, check_opencl)
+
+
+@FEW
+@given(case=tp.program_cases())
+def test_random_multi_stage_programs_opencl(case):
+    bodies.program(case, check_opencl)
+
+
+@pytest.mark.parametrize(("fn", "args"), CASES, ids=IDS)
+def test_templates_opencl(fn, args):
+    check_opencl(fn, *args)
+
+
+@pytest.mark.parametrize(("fn", "args"), CASES[::3], ids=IDS[::3])
+def test_random_configs_opencl(fn, args):
+    """Random configs of each stage's GPU space, sized to the device, built and run."""
+    import pyopencl.array as cl_array
+
+    from jitune.runtime.opencl import OpenclDevice
+
+    device = OpenclDevice(QUEUE)
+    traced, compute = lowered(fn, list(args))
+    reference, _, tolerances = expected(fn, list(args), traced.graph)
+    inputs = [to_device(a) for a in args]  # C-contiguous copies: their strides are compiled
+    strides = [_spec(x, k, "f").strides for k, x in enumerate(inputs)]
+    for configs in random_configs(compute, random.Random(11), 2):
+        low = lower_graph(traced.graph, strides, device, configs)
+        program = device.load(device.compile(low.source), len(low.loops.buffers))
+        arrays = list(inputs)
+        arrays += [cl_array.empty(QUEUE, d.shape, d.dtype) for d in low.loops.buffers[len(args) :]]
+        program.launch(*arrays)
+        position = {d.name: k for k, d in enumerate(low.loops.buffers)}
+        for name, ref, (rtol, atol) in zip(low.loops.outputs, reference, tolerances):
+            got = arrays[position[name]].get().reshape(np.shape(ref))
+            assert_close(got, ref, rtol=rtol, atol=atol, what=f"{name} with {configs}")
+
+
+def test_scalars_with_pyopencl_arrays():
+    f = jitune.kernel(lambda x, a, b, flag: np.where(flag, x * a + b, x))
+    x = to_device(np.arange(37, dtype=np.float32))
+    out = f(x, 2.0, np.float32(3), True)
+    np.testing.assert_allclose(out.get(), np.arange(37) * 2 + 3)
+    out = f(x, 3, np.int32(1), False)
+    np.testing.assert_allclose(out.get(), np.arange(37))
+
+
+def test_numpy_and_pyopencl_arrays_in_one_call_is_an_error():
+    f = jitune.kernel(lambda x, y: x + y)
+    with pytest.raises(jitune.ArgumentError, match="numpy.*pyopencl|pyopencl.*numpy"):
+        f(to_device(np.ones(3)), np.ones(3))
+
+
+def test_arrays_of_two_contexts_are_an_error():
+    import pyopencl as cl
+    import pyopencl.array as cl_array
+
+    other = cl.CommandQueue(cl.Context([QUEUE.device]))
+    f = jitune.kernel(lambda x, y: x + y)
+    with pytest.raises(jitune.ArgumentError, match="different OpenCL contexts"):
+        f(to_device(np.ones(3)), cl_array.to_device(other, np.ones(3)))
+
+
+def test_offset_views_are_read_from_their_start():
+    import pyopencl.array as cl_array
+
+    base = cl_array.to_device(QUEUE, np.arange(40, dtype=np.float32))
+    view = base[8:]
+    out = jitune.kernel(lambda x: x * 2)(view)
+    np.testing.assert_allclose(out.get(), np.arange(8, 40) * 2)
+
+
+def test_lower_renders_opencl_source_for_specs():
+    f = jitune.kernel(lambda a, b: np.maximum(a @ b, 0))
+    source = f.lower(
+        jitune.spec((65, 33), np.float32), jitune.spec((33, 17), np.float32), target="opencl"
+    ).source
+    assert "__kernel void k0(" in source and "__global" in source
+    assert "__syncthreads" not in source and "blockIdx" not in source
+
+
+def test_tuning_measures_on_the_device():
+    f = jitune.kernel(lambda a, b: a @ b, budget=3)
+    a = np.random.default_rng(0).random((40, 24), dtype=np.float32)
+    b = np.random.default_rng(1).random((24, 40), dtype=np.float32)
+    out = f(to_device(a), to_device(b))
+    np.testing.assert_allclose(out.get(), a @ b, rtol=1e-5, atol=1e-5)
+    assert f.compile_count == 1
+
+
+def test_a_warm_process_builds_nothing(cache_dir):
+    script = textwrap.dedent(
+        """
+        import numpy as np, pyopencl as cl, pyopencl.array as cla, jitune
+        device = [d for p in cl.get_platforms() for d in p.get_devices()][0]
+        queue = cl.CommandQueue(cl.Context([device]))
+        f = jitune.kernel(lambda x: np.exp(x) + 1)
+        out = f(cla.to_device(queue, np.linspace(0, 1, 100, dtype=np.float32)))
+        assert np.allclose(out.get(), np.exp(np.linspace(0, 1, 100)) + 1, rtol=1e-5)
+        print(f.compile_count, f.load_count)
+        """
+    )
+    env = {"JITUNE_CACHE_DIR": str(cache_dir), "JITUNE_BUDGET": "0"}
+
+    def run() -> str:
+        import os
+
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, **env, "JITUNE_DISABLE_CACHE": "0"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()[-2:]
+
+    assert run() == ["1", "0"]
+    assert run() == ["0", "1"]
