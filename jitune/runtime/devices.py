@@ -22,6 +22,8 @@ def library_of(value: Any) -> str | None:
     """The array library (top-level module) an argument comes from, or None for scalars."""
     if isinstance(value, (bool, int, float, complex, np.generic)) or not hasattr(value, "shape"):
         return None
+    if type(value) is np.ndarray and value.ndim == 0:
+        return None  # a 0-d NumPy array is a scalar argument, also beside GPU arrays
     return type(value).__module__.split(".")[0]
 
 
