@@ -117,6 +117,9 @@ def check_cuda(fn: Callable[..., Any], *args: Any, kernel: jitune.Kernel | None 
         kernel, fn = fn, fn.fn
     compiled = kernel if kernel is not None else jitune.kernel(fn)
     device_args = [to_cupy(a) for a in args]
+    if args and not any(isinstance(a, cupy.ndarray) for a in device_args):
+        # scalars alone run on the CPU: make one a 0-d GPU array so the call runs on the GPU
+        device_args[0] = cupy.asarray(np.asarray(args[0]))
     actual = compiled(*device_args)
     cupy.cuda.get_current_stream().synchronize()
     structure, actual_items = _as_list(actual)

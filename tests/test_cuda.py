@@ -29,25 +29,25 @@ pytestmark = [
 ]
 
 
-@settings(max_examples=40, phases=NO_SHRINK)
+@settings(max_examples=100, phases=NO_SHRINK)
 @given(case=tp.elementwise_cases())
 def test_random_elementwise_expressions_cuda(case):
     bodies.elementwise(case, check_cuda)
 
 
-@settings(max_examples=40, phases=NO_SHRINK)
+@settings(max_examples=100, phases=NO_SHRINK)
 @given(case=tp.reduction_cases())
 def test_random_reductions_cuda(case):
     bodies.reduction(case, check_cuda)
 
 
-@settings(max_examples=40, phases=NO_SHRINK)
+@settings(max_examples=100, phases=NO_SHRINK)
 @given(case=tp.einsum_cases())
 def test_random_einsum_cuda(case):
     bodies.einsum(case, check_cuda)
 
 
-@settings(max_examples=40, phases=NO_SHRINK)
+@settings(max_examples=60, phases=NO_SHRINK)
 @given(case=tp.program_cases())
 def test_random_multi_stage_programs_cuda(case):
     bodies.program(case, check_cuda)

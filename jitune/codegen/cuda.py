@@ -23,7 +23,7 @@ def _math(name: str, c: str) -> str:
 
 CUDA = Dialect(
     name="cuda",
-    kernel='extern "C" __global__ __launch_bounds__({threads})',
+    kernel='extern "C" __global__ __launch_bounds__({threads}{min_blocks})',
     function="static __device__ __forceinline__",
     global_ptr="{const}{type}* __restrict__ {name}",
     shared="__shared__",
