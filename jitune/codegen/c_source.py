@@ -603,7 +603,8 @@ class _KernelWriter:
         threads = 1
         for dim in self.kernel.launch[1]:  # type: ignore[index]
             threads *= dim
-        head = d.kernel.format(threads=threads)
+        min_blocks = f", {self.kernel.min_blocks}" if self.kernel.min_blocks else ""
+        head = d.kernel.format(threads=threads, min_blocks=min_blocks)
         shared = [
             f"  {d.shared} {d.align16} {self.mem_type(dtype)} {name}[{self.sizes[name]}];"
             for name, dtype in self.shared.items()

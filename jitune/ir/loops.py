@@ -104,6 +104,9 @@ class Kernel:
     work: int  # estimated scalar operations, to decide whether threads pay
     launch: tuple[tuple[int, int, int], tuple[int, int, int]] | None = None
     """GPU kernels: (grid, block) dimensions, from the body's GPU_BLOCK / GPU_THREAD loops."""
+    min_blocks: int = 0
+    """GPU kernels: blocks that should fit on one multiprocessor at once (caps registers per
+    thread; 0: no request)."""
 
 
 @dataclasses.dataclass(frozen=True)
