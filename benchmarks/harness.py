@@ -395,6 +395,10 @@ NUMBA_FNS: dict[str, Callable[..., Any]] = {
     "scores": scores_numba,
 }
 KERNELS = {family: jitune.kernel(name=family)(fn) for family, fn in JITUNE_FNS.items()}
+TUNING_BUDGET: Any = None  # --budget: the first call of each jitune kernel tunes with it
+OPENCL_KERNELS = {
+    family: jitune.kernel(name=f"{family}_opencl")(fn) for family, fn in JITUNE_FNS.items()
+}
 
 
 @dataclass
@@ -404,9 +408,27 @@ class Impl:
     to_numpy: Callable[[Any], np.ndarray] = np.asarray
 
 
+def _opencl_impl(w: Workload, queue: Any) -> Impl:
+    """jitune's OpenCL backend on ``queue`` (PoCL on this CPU): inputs uploaded once, each
+    call waited for, results copied back only for the check."""
+    import pyopencl.array as cl_array
+
+    device_args = [cl_array.to_device(queue, a) for a in w.inputs]
+    kernel = OPENCL_KERNELS[w.family]
+
+    def run() -> Any:
+        out = kernel(*device_args)
+        queue.finish()
+        return out
+
+    return Impl("jitune-opencl", run, lambda out: out.get())
+
+
 def implementations(w: Workload, peers: dict[str, Any]) -> list[Impl]:
     args = w.inputs
     impls = [Impl("jitune", lambda: KERNELS[w.family](*args))]
+    if peers.get("opencl_queue") is not None:
+        impls.append(_opencl_impl(w, peers["opencl_queue"]))
     impls.append(Impl("NumPy", lambda: NUMPY_FNS[w.family](*args)))
     if w.einsum is not None:
         spec = w.einsum
@@ -652,8 +674,9 @@ def _timed(fn: Callable[[], Any], number: int = 1) -> float:
 def check(impl: Impl, expected: np.ndarray) -> dict[str, Any]:
     """Call once (jitune compiles here: disk cache off) and compare with NumPy's result."""
     compiles = _jitune_compiles()
+    tuning = {} if TUNING_BUDGET is None else {"budget": TUNING_BUDGET}
     try:
-        with jitune.config.override(disable_cache=True):
+        with jitune.config.override(disable_cache=True, **tuning):
             t0 = time.perf_counter()
             out = impl.run()
             first = time.perf_counter() - t0
@@ -661,8 +684,9 @@ def check(impl: Impl, expected: np.ndarray) -> dict[str, Any]:
     except Exception as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:200]}
     row: dict[str, Any] = {"first_call_ms": 1e3 * first}
-    if impl.label == "jitune":
+    if impl.label.startswith("jitune"):
         row["compiled"] = _jitune_compiles() - compiles
+        row["tuning_budget"] = str(TUNING_BUDGET or jitune.config.get().budget)
     if got.shape != expected.shape or got.dtype != expected.dtype:
         row.update(
             ok=False,
@@ -732,7 +756,7 @@ def run_workload(
             GFLOPs=w.flops / med / 1e9,
             GBps=(w.in_bytes + w.out_bytes) / med / 1e9,
         )
-        if impl.label == "jitune" and row.get("compiled"):
+        if impl.label.startswith("jitune") and row.get("compiled"):
             row["compile_ms"] = row["first_call_ms"] - row["median_ms"]
     return {
         "title": w.title,
@@ -749,7 +773,7 @@ def finish(result: dict[str, Any], peak: float, bandwidth: float) -> None:
     """Add ratios and roofline percentages (peak in FLOP/s, bandwidth in B/s)."""
     rows = result["impls"]
     times = {label: r["median_ms"] for label, r in rows.items() if "median_ms" in r}
-    peers = {label: t for label, t in times.items() if label != "jitune"}
+    peers = {label: t for label, t in times.items() if not label.startswith("jitune")}
     best_peer = min(peers, key=peers.__getitem__) if peers else None
     bound_s = max(result["flops"] / peak, result["bytes"] / bandwidth)
     result["best_peer"] = best_peer
@@ -844,6 +868,18 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _opencl_queue() -> tuple[Any, str | None]:
+    """A queue on the first OpenCL CPU device, or (None, why not)."""
+    cl, why = _import_optional("pyopencl")
+    if cl is None:
+        return None, why
+    for platform_ in cl.get_platforms():
+        for device in platform_.get_devices():
+            if device.type & cl.device_type.CPU:
+                return cl.CommandQueue(cl.Context([device])), None
+    return None, "no OpenCL CPU device"
+
+
 def load_peers() -> tuple[dict[str, Any], list[str]]:
     """numexpr, PyTorch and JAX where they import; a note for each one that does not."""
     peers: dict[str, Any] = {}
@@ -911,7 +947,7 @@ def choose_peak(fma: dict[str, Any], results: dict[str, dict[str, Any]]) -> tupl
 
 def print_table(results: dict[str, dict[str, Any]]) -> None:
     header = (
-        f"{'workload':<22} {'impl':<10} {'ms':>8} {'IQR%':>5} {'rate':>12} "
+        f"{'workload':<22} {'impl':<13} {'ms':>8} {'IQR%':>5} {'rate':>12} "
         f"{'/best peer':>10} {'/NumPy':>7} {'%roof':>6} {'compile ms':>10}  check"
     )
     print(header)
@@ -920,7 +956,7 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
         for n, (label, row) in enumerate(res["impls"].items()):
             name = res["title"] if n == 0 else ""
             if "median_ms" not in row:
-                print(f"{name:<22} {label:<10} {'-':>8} {'':>54}  FAIL: {row.get('error', '?')}")
+                print(f"{name:<22} {label:<13} {'-':>8} {'':>54}  FAIL: {row.get('error', '?')}")
                 continue
             if res["contraction"]:
                 rate = f"{row['GFLOPs']:7.1f} GF/s"
@@ -931,7 +967,7 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
             compile_ms = f"{row['compile_ms']:.0f}" if "compile_ms" in row else ""
             mark = "  <- best peer" if label == res["best_peer"] else ""
             print(
-                f"{name:<22} {label:<10} {row['median_ms']:8.2f} {row['iqr_pct']:5.0f} "
+                f"{name:<22} {label:<13} {row['median_ms']:8.2f} {row['iqr_pct']:5.0f} "
                 f"{rate:>12} {best:>10} {vs_np:>7} {row['roofline_pct']:5.0f}% "
                 f"{compile_ms:>10}  ok{mark}"
             )
@@ -1021,6 +1057,17 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds to pause before each sample, so that the previous library's threads "
         "stop spinning (default 0: plain interleaving)",
     )
+    parser.add_argument(
+        "--budget",
+        default=None,
+        help="tune each jitune kernel first with this JITUNE_BUDGET (trials or seconds); "
+        "default: the environment's budget, spent on the first call",
+    )
+    parser.add_argument(
+        "--opencl",
+        action="store_true",
+        help="add jitune's OpenCL backend on the first OpenCL CPU device (PoCL) as a column",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write")
     args = parser.parse_args(argv)
 
@@ -1047,6 +1094,13 @@ def main(argv: list[str] | None = None) -> int:
     if idle and idle["other_cores"] > OTHER_LOAD:
         print(f"note: other processes use {idle['other_cores']:.2f} cores: timings will be noisy")
     peers, notes = load_peers()
+    if args.opencl:
+        peers["opencl_queue"], why = _opencl_queue()
+        if why:
+            notes.append(f"jitune-opencl skipped ({why})")
+    global TUNING_BUDGET
+    if args.budget is not None:
+        TUNING_BUDGET = jitune.config.parse_budget(args.budget, "--budget")
     for note in notes:
         print(f"note: {note}")
 
