@@ -425,6 +425,7 @@ def main() -> int:
         keep = set(options.only.split(","))
         chosen = [w for w in chosen if w["name"] in keep]
     deadline_all = STARTED + options.budget
+    later: list[tuple] = []  # workloads to time against torch.compile at the end
     for index, work in enumerate(chosen):
         name = work["name"]
         remaining = deadline_all - time.time()
@@ -469,7 +470,7 @@ def main() -> int:
             cupy.cuda.runtime.deviceSynchronize()
             entry["default_first_call_s"] = time.time() - began
             entry["default_correct"] = bool(check(kernel(*args_gpu)))
-            contenders = dict(peers(name, args_gpu, torch_args, options.compile))
+            contenders = dict(peers(name, args_gpu, torch_args, False))
             contenders["jitune default"] = lambda: kernel(*args_gpu)
             if best is not None:
                 contenders["jitune best"] = best
@@ -495,9 +496,37 @@ def main() -> int:
                 for who, t in sorted(timings.items(), key=lambda kv: kv[1]["median_ms"])
             ]
             log("\n" + "\n".join(lines))
+            if options.compile and best is not None and torch_args is not None:
+                later.append((name, work, entry, best, args_gpu, torch_args))
         except Exception as exc:  # noqa: BLE001 - keep going with the next workload
             entry["error"] = traceback.format_exc()[-3000:]
             log(f"  {name} failed: {exc}")
+        save()
+    # torch.compile last (its first call compiles, which can take long): against jitune's best
+    # and the plain peer, re-timed together, while the time lasts
+    for name, work, entry, best, args_gpu, torch_args in later:
+        if deadline_all - time.time() < 45:
+            log(f"torch.compile skipped for {name}: out of time")
+            break
+        log(f"== {name}: torch.compile")
+        try:
+            found = peers(name, args_gpu, torch_args, True)
+            if "torch.compile" not in found:
+                continue
+            contenders = {
+                k: v for k, v in found.items() if k in (work["peer"], "torch", "torch.compile")
+            }
+            contenders["jitune best"] = best
+            timings = interleaved(contenders, options.rounds)
+            entry["timings_with_torch_compile"] = timings
+            peer_ms = timings[work["peer"]]["median_ms"]
+            for who, t in sorted(timings.items(), key=lambda kv: kv[1]["median_ms"]):
+                log(
+                    f"  {who:18s} {t['median_ms']:9.4f} ms  x{peer_ms / t['median_ms']:.3f} of {work['peer']}"
+                )
+        except Exception as exc:  # noqa: BLE001
+            entry["torch_compile_error"] = traceback.format_exc()[-3000:]
+            log(f"  torch.compile for {name} failed: {exc}")
         save()
     log("done")
     save()

@@ -12,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${OUT:-$PWD/gpu_out}
 mkdir -p "$OUT"
 TESTS_S=${TESTS_S:-150}
-BENCH_S=${BENCH_S:-210}
+BENCH_S=${BENCH_S:-230}
 PY=${PYTHON:-python3}
 
 if compgen -G ".whl/*.whl" > /dev/null; then
@@ -53,5 +53,5 @@ echo "tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/tests.log"
 
 echo "== benchmarks (limit ${BENCH_S}s)"
 timeout -k 5 "$BENCH_S" $PY benchmarks/gpu_bench.py --out "$OUT/gpu_bench.json" \
-    --budget $((BENCH_S - 25)) ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+    --budget $((BENCH_S - 25)) ${BENCH_ARGS:---compile} 2>&1 | tee "$OUT/bench.log"
 echo "bench exit: ${PIPESTATUS[0]}" | tee -a "$OUT/bench.log"
