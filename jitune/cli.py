@@ -1,9 +1,11 @@
-"""The ``jitune`` command: ``info`` and ``cache list | clear | export | import``."""
+"""The ``jitune`` command: ``info``, ``cache list | clear | export | import`` and ``report``
+(tuning curves from the records)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -138,6 +140,75 @@ def _import(args: argparse.Namespace, out: Any, store: Store) -> int:
     return 0
 
 
+def _tunings(rows: list[dict[str, Any]], kernel: str | None) -> dict[str, list[dict[str, Any]]]:
+    """Records grouped by tuned signature (cache key), each in measuring order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if kernel is not None and row.get("kernel") != kernel:
+            continue
+        if "gflops" not in row or "key" not in row:
+            continue  # not a tuner's row
+        groups.setdefault(str(row["key"]), []).append(row)
+    for group in groups.values():
+        group.sort(key=lambda r: (float(r.get("created", 0.0)), int(r.get("trial", 0))))
+    return groups
+
+
+def _report(args: argparse.Namespace, out: Any) -> int:
+    if args.records:
+        with open(args.records, encoding="utf-8") as source:
+            rows = [json.loads(line) for line in source if line.strip()]
+        rows = [row for row in rows if row.pop("type", "record") == "record"]
+        where = args.records
+    else:
+        store = open_store(config.get())
+        if store is None:
+            print("the disk cache is off (JITUNE_DISABLE_CACHE); pass --records FILE", file=out)
+            return 1
+        rows, where = store.records(), store.path
+    groups = _tunings(rows, args.kernel)
+    if not groups:
+        print(f"no tuning records in {where}", file=out)
+        return 1
+    curves = []
+    for group in groups.values():
+        best, curve, failed = 0.0, [], 0
+        for row in group:
+            best = max(best, float(row.get("gflops") or 0.0))
+            curve.append(best)
+            failed += row.get("error") is not None
+        label = f"{group[0].get('kernel')} {group[0].get('signature', '')}".strip()
+        curves.append((label, curve))
+        print(
+            f"{label}: {len(curve)} trials, best {best:.1f} GFLOP/s, first {curve[0]:.1f}, "
+            f"{failed} failed",
+            file=out,
+        )
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(
+            "jitune report: plotting needs matplotlib (pip install 'jitune[plot]'); "
+            "the summary above is all",
+            file=sys.stderr,
+        )
+        return 1
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for number, (label, curve) in enumerate(curves, start=1):
+        # numbered: matplotlib hides labels that start with "_"
+        axis.plot(range(1, len(curve) + 1), curve, label=f"{number}. {label}")
+    axis.set_xlabel("measured trials")
+    axis.set_ylabel("best GFLOP/s so far")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(args.output, dpi=120)
+    print(f"wrote {args.output}", file=out)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="jitune", description="jitune's compiled-kernel cache")
     commands = top.add_subparsers(dest="command", required=True)
@@ -151,6 +222,10 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("file")
     importer = actions.add_parser("import", help="read configs and records from JSON lines")
     importer.add_argument("file")
+    report = commands.add_parser("report", help="plot best-so-far speed against trials")
+    report.add_argument("--kernel", help="only the tunings of this kernel name")
+    report.add_argument("--records", help="a JSON-lines export instead of the cache")
+    report.add_argument("--output", "-o", default="jitune-report.png", help="the PNG to write")
     return top
 
 
@@ -164,6 +239,8 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> int:
     try:
         if args.command == "info":
             return _info(args, out)
+        if args.command == "report":
+            return _report(args, out)
         return _ACTIONS[args.action](args, out)
     except BrokenPipeError:  # `jitune cache list | head`: the reader left, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -117,6 +117,8 @@ def _compile(
         "how": how,
     }
     if tuned is not None:
+        if tuned.gflops and tuned.seconds:
+            meta["flops"] = tuned.gflops * 1e9 * tuned.seconds  # for `jitune cache list`
         meta["tuning"] = {
             "trials": tuned.total_trials,
             "default_seconds": tuned.default_seconds,
