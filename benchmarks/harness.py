@@ -55,6 +55,7 @@ from typing import Any
 import numba
 import numpy as np
 from numba import prange
+from workloads import bmm_einsum, dense, gelu, layernorm, matmul, scores_einsum, softmax
 
 import jitune
 
@@ -66,41 +67,7 @@ MAX_CALLS_PER_SAMPLE = 200
 OTHER_LOAD = 0.15  # cores that other processes used during a workload: warn above this
 FLOAT32 = np.float32
 
-# -- the computations, written once in NumPy; jitune compiles these very functions ----------
-
-
-def matmul(a, b):
-    return a @ b
-
-
-def bmm_einsum(a, b):
-    return np.einsum("bij,bjk->bik", a, b)
-
-
-def dense(x, w, b):
-    return np.maximum(x @ w + b, 0)
-
-
-def gelu(x):
-    return 0.5 * x * (1 + np.tanh(0.7978845608 * (x + 0.044715 * x**3)))
-
-
-def softmax(x):
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def layernorm(x):
-    mean = x.mean(axis=1, keepdims=True)
-    var = x.var(axis=1, keepdims=True)
-    return (x - mean) / np.sqrt(var + 1e-5)
-
-
-def scores_einsum(q, k):
-    return np.einsum("bhqd,bhkd->bhqk", q, k)
-
-
-# NumPy as a NumPy user would write the einsum workloads: batched matmul, i.e. BLAS.
+# -- the computations (workloads.py) and NumPy as a NumPy user would write the einsum ones ---
 
 
 def bmm_numpy(a, b):

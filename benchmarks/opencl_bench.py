@@ -34,33 +34,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import pyopencl as cl  # noqa: E402
 import pyopencl.array as cl_array  # noqa: E402
+from workloads import dense, gelu, layernorm, matmul, softmax  # noqa: E402
 
 import jitune  # noqa: E402
 
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "opencl_bench.json"
-
-
-def matmul(a, b):
-    return a @ b
-
-
-def dense_relu(x, w, b):
-    return np.maximum(x @ w + b, 0)
-
-
-def gelu(x):
-    return 0.5 * x * (1 + np.tanh(0.7978845608 * (x + 0.044715 * x**3)))
-
-
-def softmax(x):
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def layernorm(x):
-    mean = x.mean(axis=1, keepdims=True)
-    var = x.var(axis=1, keepdims=True)
-    return (x - mean) / np.sqrt(var + 1e-5)
 
 
 def workloads(gpu: bool) -> list[tuple[str, Callable[..., Any], list[tuple[int, ...]], float]]:
@@ -70,7 +48,7 @@ def workloads(gpu: bool) -> list[tuple[str, Callable[..., Any], list[tuple[int, 
     elems = (64 if gpu else 16) << 20
     return [
         (f"matmul {n}^3", matmul, [(n, n), (n, n)], 2 * n**3 / 1e9),
-        (f"relu(x@w+b) {n}^3", dense_relu, [(n, n), (n, n), (n,)], 2 * n**3 / 1e9),
+        (f"relu(x@w+b) {n}^3", dense, [(n, n), (n, n), (n,)], 2 * n**3 / 1e9),
         (f"gelu {elems >> 20}M", gelu, [(elems,)], 0.0),
         (f"softmax {rows}x1024", softmax, [(rows, 1024)], 0.0),
         (f"layernorm {rows}x1024", layernorm, [(rows, 1024)], 0.0),
@@ -178,7 +156,7 @@ def main() -> int:
                 peer_args = [cupy.asarray(a) for a in host]
                 peer = {
                     "matmul": lambda a, b: cupy.matmul(a, b),
-                    "dense_relu": lambda x, w, b: cupy.maximum(x @ w + b, 0),
+                    "dense": lambda x, w, b: cupy.maximum(x @ w + b, 0),
                 }.get(fn.__name__, fn)
                 contenders["cupy"] = (
                     lambda p=peer, a=peer_args: p(*a),
