@@ -326,6 +326,11 @@ def _cpu_measurer(isolate: bool) -> Measurer:
 register_measurer("cpu", _cpu_measurer)
 
 
+def can_measure(device: Device) -> bool:
+    """Whether a measurer is registered for ``device`` (tuning without one measures nothing)."""
+    return device.name in _factories
+
+
 def measurer_for(device: Device, isolate: bool) -> Measurer:
     """The measurer of ``device`` (kept for the process: a worker is started once)."""
     key = (device.name, isolate)

@@ -37,6 +37,7 @@ from .measure import (
     MeasureResult,
     MeasureTask,
     Plan,
+    can_measure,
     measurer_for,
     random_input,
 )
@@ -292,6 +293,8 @@ def tune(
         return SearchState(task.space, measured.throughput, score, model.trained, transfer.seeds)
 
     budget = options.budget
+    if measurer is None and not can_measure(task.device):
+        budget = Budget(trials=0)  # nothing can time this device yet: choose without measuring
     if budget.none:
         return _without_measuring(task, measured, model, state(), transfer, options, began)
 
