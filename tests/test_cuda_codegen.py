@@ -64,6 +64,10 @@ def argmax_rows(x):
     return np.argmax(x, axis=1)
 
 
+def scaled_row_sum(x, y):
+    return x.sum(axis=1) * y  # a reduction whose epilogue loads at the output index
+
+
 def mixed(x, y, s):
     return np.where(x > 0, x // 3 + y % 4, -x) * s
 
@@ -99,6 +103,7 @@ def cases(rng):
         (row_max, [f32(rng, 7, 33)]),
         (total, [f32(rng, 130, 7)]),
         (argmax_rows, [f32(rng, 7, 33)]),
+        (scaled_row_sum, [f32(rng, 7, 36), f32(rng, 7)]),
         (
             mixed,
             [

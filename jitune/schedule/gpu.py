@@ -526,7 +526,7 @@ def _row_stage(
         BlockReduce(acc, op, stage.acc_dtype, threads),
         If(
             binary(BinaryOp.EQ, var(TID), iconst(0), BOOL),
-            Store(stage.out, out, _store_value(stage, acc_load)),
+            Store(stage.out, out, substitute(_store_value(stage, acc_load), out_index)),
         ),
     )
     return _loop(e, rest, one) if axes else one
