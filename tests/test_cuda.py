@@ -101,8 +101,8 @@ def test_python_and_numpy_scalars_with_cupy_arrays():
     x = cupy.arange(10, dtype=cupy.float32)
     out = f(x, 2.0, np.float32(3), np.asarray(1.5, np.float32))
     np.testing.assert_allclose(cupy.asnumpy(out), np.arange(10) * 2 + 3 - 1.5)
-    out = f(x, 3, np.int32(1), 0.5)  # another signature
-    assert out.dtype == np.float32
+    out = f(x, 3, np.int32(1), 0.5)  # another signature; a NumPy int32 is not "weak"
+    assert out.dtype == np.float64
     np.testing.assert_allclose(cupy.asnumpy(out), np.arange(10) * 3 + 1 - 0.5)
 
 
