@@ -64,6 +64,13 @@ class Lowered:
         return "\n\n".join(f"== {title} ==\n{text}" for title, text in parts)
 
 
+def compute_program(
+    graph: Graph, strides: Sequence[tuple[int, ...]], target: Target
+) -> ComputeProgram:
+    """The compute IR the pipeline schedules for ``target`` (the tuner must see the same)."""
+    return lower(graph, strides, store_summands=target.name not in GPU_TARGETS)
+
+
 def lower_graph(
     graph: Graph,
     strides: Sequence[tuple[int, ...]],
@@ -75,7 +82,7 @@ def lower_graph(
     ``configs`` chooses the schedule of stages by output buffer name (default schedule else).
     """
     target = device.target()
-    compute = lower(graph, strides)
+    compute = compute_program(graph, strides, target)
     loops = _schedule(compute, target, configs)
     return Lowered(graph, compute, loops, device.render(loops), target)
 

@@ -280,6 +280,16 @@ class _Lowering:
         self.stages.append(Stage(name, node.dtype, axes, body))
 
 
-def lower(graph: Graph, input_strides: Sequence[tuple[int, ...]]) -> ComputeProgram:
-    """Compute IR for ``graph`` whose inputs have these element strides."""
-    return share_summands(merge_duplicates(_Lowering(graph, input_strides).run()))
+def lower(
+    graph: Graph, input_strides: Sequence[tuple[int, ...]], *, store_summands: bool = True
+) -> ComputeProgram:
+    """Compute IR for ``graph`` whose inputs have these element strides.
+
+    ``store_summands``: store a reduction's costly summand for the later stage that needs it
+    (``reuse.share_summands``), which pays where transcendentals are dear next to memory
+    traffic (CPUs). GPUs have the opposite balance: recomputing ``exp`` beats a round trip of
+    the row through memory (an H200 softmax ran at 0.76x of copy bandwidth with the summand
+    stored), so their pipeline passes False.
+    """
+    program = merge_duplicates(_Lowering(graph, input_strides).run())
+    return share_summands(program) if store_summands else program

@@ -25,8 +25,7 @@ from ..cache import CacheKey
 from ..config import Budget, ProgressMode
 from ..ir.compute import ComputeProgram, StageKind
 from ..ir.graph import Graph
-from ..lower import lower
-from ..pipeline import default_configs, schedule_loops, stage_spaces
+from ..pipeline import compute_program, default_configs, schedule_loops, stage_spaces
 from ..runtime.base import Device
 from ..runtime.interp import evaluate
 from ..schedule.space import Config, Space
@@ -121,7 +120,8 @@ class TuneTask:
         self.inputs = list(inputs)  # (shape, dtype, element strides) per argument
         self.device = device
         self.signature = signature
-        self.compute = lower(graph, [strides for _, _, strides in self.inputs])
+        strides = [strides for _, _, strides in self.inputs]
+        self.compute = compute_program(graph, strides, device.target())  # as the pipeline does
         self.spaces: dict[str, Space] = stage_spaces(self.compute, device)
         self.space = joint_space(self.spaces)
         self.default = join(default_configs(self.compute, device))
