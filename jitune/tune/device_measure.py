@@ -1,12 +1,16 @@
-"""Measuring candidates on a device with its own memory (OpenCL): inputs are uploaded once
-per task, outputs are allocated on the device and copied back for the check against the
-reference, and times come from the device's own clock (OpenCL profiling events on a
-profiling queue of the same context), not from the host's.
+"""Measuring candidates on devices with their own memory (OpenCL, CUDA): inputs are uploaded
+once per task, outputs are allocated on the device and copied back for the check against the
+reference, and times come from the device's clock (OpenCL profiling events, CUDA events),
+not from the host's.
 
-Measurement runs in the calling process (``JITUNE_ISOLATE`` does not apply): a device
-context cannot be shared with a worker process. A candidate that fails to build or run
-costs its trial as on the CPU; the OpenCL runtime reports faults as errors rather than
-taking the process down.
+Where measurement runs:
+
+- CUDA: in the persistent worker process by default, like the CPU (the worker takes the
+  bench registered for the device, :class:`CudaBench`; see ``measure.bench_for``). A faulty
+  kernel can leave a CUDA context unusable; it is the worker's context, which dies with the
+  worker, never the caller's. ``JITUNE_ISOLATE=0`` measures in the caller's process.
+- OpenCL: in the calling process always (``JITUNE_ISOLATE`` does not apply): the arrays'
+  context cannot be handed to another process. The OpenCL runtime reports faults as errors.
 """
 
 from __future__ import annotations
@@ -20,21 +24,87 @@ import numpy as np
 
 from .measure import (
     Bench,
-    Build,
-    Candidate,
     ErrorKind,
+    LocalMeasurer,
     MeasureResult,
     MeasureTask,
     Plan,
+    StridedInput,
     Timing,
     agrees,
+    register_bench,
     register_measurer,
-    resolve,
+    worker_or_local,
 )
 
 
-class OpenclBench(Bench):
-    """:class:`Bench` for an OpenCL device: device arrays, event timing."""
+class DeviceBench(Bench):
+    """:class:`Bench` for a device with its own memory. Subclasses say how to upload, allocate,
+    download and time; checking and the repeat policy are shared."""
+
+    def __init__(self, task: MeasureTask) -> None:
+        self.task = task
+        self.inputs = [self.upload(argument) for argument in task.arguments]
+        self._built = None
+
+    # -- what a device says ---------------------------------------------------------------------
+    def upload(self, argument: StridedInput) -> Any:
+        raise NotImplementedError
+
+    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        raise NotImplementedError
+
+    def download(self, array: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def elapsed(self, program: Any, arrays: Sequence[Any]) -> float:
+        """Device seconds of one launch of ``program``, waited for."""
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------------------------
+    def run(self) -> MeasureResult:
+        assert self._built is not None, "run() needs a successful build()"
+        program, plan, compiled = self._built
+        self._built = None
+        try:
+            arrays = self._device_arrays(plan)
+            self.elapsed(program, arrays)  # warm-up, and the output that is checked
+            for position, expected in zip(plan.results, self.task.reference):
+                if not agrees(self.download(arrays[position]), expected, self.task.rtol):
+                    return MeasureResult(
+                        None, ErrorKind.WRONG_ANSWER, "output differs from the reference", compiled
+                    )
+            seconds = self._time(program, arrays, self.task.timing)
+        except Exception as exc:  # noqa: BLE001 - a failing candidate costs one trial
+            return MeasureResult(
+                None, ErrorKind.RUNTIME_ERROR, f"{type(exc).__name__}: {exc}"[:500], compiled
+            )
+        return MeasureResult(seconds, None, "", compiled)
+
+    def _device_arrays(self, plan: Plan) -> list[Any]:
+        arrays: list[Any] = list(self.inputs)
+        for shape, dtype in plan.allocations:
+            array = self.empty(shape, np.dtype(dtype))
+            if array.dtype.kind == "f":
+                array.fill(np.nan)  # an element the candidate never writes cannot pass
+            arrays.append(array)
+        return arrays
+
+    def _time(self, program: Any, arrays: Sequence[Any], timing: Timing) -> float:
+        """Median device seconds per launch over at least ``min_repeats`` launches and
+        ``min_seconds`` of wall time."""
+        samples: list[float] = []
+        began = time.perf_counter()
+        while len(samples) < timing.max_repeats and (
+            len(samples) < timing.min_repeats or time.perf_counter() - began < timing.min_seconds
+        ):
+            samples.append(self.elapsed(program, arrays))
+        return statistics.median(samples)
+
+
+class OpenclBench(DeviceBench):
+    """OpenCL: candidates built and launched on a profiling queue of the arrays' context,
+    timed between markers."""
 
     def __init__(self, task: MeasureTask) -> None:
         import pyopencl as cl
@@ -49,8 +119,8 @@ class OpenclBench(Bench):
             user_queue.device,
             properties=cl.command_queue_properties.PROFILING_ENABLE,
         )
-        # candidates are built and launched on the profiling queue
-        self.task = MeasureTask(
+        self.original = task
+        profiling = MeasureTask(
             task.ident,
             OpenclDevice(self.queue),
             task.arguments,
@@ -59,11 +129,9 @@ class OpenclBench(Bench):
             task.timeout,
             task.rtol,
         )
-        self.original = task
-        self.inputs = [self._upload(argument) for argument in task.arguments]
-        self._built = None
+        super().__init__(profiling)
 
-    def _upload(self, argument: Any) -> Any:
+    def upload(self, argument: StridedInput) -> Any:
         if not argument.shape:
             return argument.base  # scalars are passed by value
         base = self.cl_array.to_device(self.queue, np.ascontiguousarray(argument.base))
@@ -77,72 +145,58 @@ class OpenclBench(Bench):
             offset=argument.start * itemsize,
         )
 
-    def run(self) -> MeasureResult:
-        assert self._built is not None, "run() needs a successful build()"
-        program, plan, compiled = self._built
-        self._built = None
-        try:
-            arrays = self._device_arrays(plan)
-            program.launch(*arrays)
-            self.queue.finish()
-            for position, expected in zip(plan.results, self.task.reference):
-                if not agrees(arrays[position].get(), expected, self.task.rtol):
-                    return MeasureResult(
-                        None, ErrorKind.WRONG_ANSWER, "output differs from the reference", compiled
-                    )
-            seconds = self._time(program, arrays, self.task.timing)
-        except Exception as exc:  # noqa: BLE001 - a failing candidate costs one trial
-            return MeasureResult(None, ErrorKind.RUNTIME_ERROR, f"{type(exc).__name__}: {exc}")
-        return MeasureResult(seconds, None, "", compiled)
+    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        return self.cl_array.empty(self.queue, shape, dtype)
 
-    def _device_arrays(self, plan: Plan) -> list[Any]:
-        arrays: list[Any] = list(self.inputs)
-        for shape, dtype in plan.allocations:
-            array = self.cl_array.empty(self.queue, shape, np.dtype(dtype))
-            if array.dtype.kind == "f":
-                array.fill(np.nan)  # an element the candidate never writes cannot pass
-            arrays.append(array)
-        return arrays
+    def download(self, array: Any) -> np.ndarray:
+        return array.get()
 
-    def _time(self, program: Any, arrays: Sequence[Any], timing: Timing) -> float:
-        """Median device seconds per call, between profiling markers around each repeat."""
-        cl = self.cl
-        samples: list[float] = []
-        began = time.perf_counter()
-        while len(samples) < timing.max_repeats and (
-            len(samples) < timing.min_repeats or time.perf_counter() - began < timing.min_seconds
-        ):
-            start = cl.enqueue_marker(self.queue)
-            program.launch(*arrays)
-            end = cl.enqueue_marker(self.queue)
-            end.wait()
-            samples.append(max(end.profile.end - start.profile.end, 1) * 1e-9)
-        return statistics.median(samples)
+    def elapsed(self, program: Any, arrays: Sequence[Any]) -> float:
+        start = self.cl.enqueue_marker(self.queue)
+        program.launch(*arrays)
+        end = self.cl.enqueue_marker(self.queue)
+        end.wait()
+        return max(end.profile.end - start.profile.end, 1) * 1e-9
 
 
-class OpenclMeasurer:
-    """Measures OpenCL candidates in this process, one :class:`OpenclBench` per task."""
+class CudaBench(DeviceBench):
+    """CUDA: CuPy arrays on the current device, launches timed between two CUDA events."""
 
-    def __init__(self, isolate: bool = False) -> None:
-        self._bench: OpenclBench | None = None
+    def __init__(self, task: MeasureTask) -> None:
+        import cupy
 
-    def measure(
-        self, task: MeasureTask, candidates: Sequence[Build | Candidate]
-    ) -> list[MeasureResult]:
-        if self._bench is None or self._bench.original is not task:
-            self._bench = OpenclBench(task)
-        results = []
-        for build in candidates:
-            candidate = resolve(build)
-            results.append(
-                candidate
-                if isinstance(candidate, MeasureResult)
-                else self._bench.measure(candidate)
-            )
-        return results
+        self.cupy = cupy
+        super().__init__(task)
 
-    def close(self) -> None:
-        self._bench = None
+    def upload(self, argument: StridedInput) -> Any:
+        if not argument.shape:
+            return argument.base
+        cupy = self.cupy
+        base = cupy.asarray(np.ascontiguousarray(argument.base))
+        itemsize = argument.base.dtype.itemsize
+        return cupy.ndarray(
+            argument.shape,
+            argument.base.dtype,
+            base.data + argument.start * itemsize,
+            tuple(s * itemsize for s in argument.strides),
+        )
+
+    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        return self.cupy.empty(shape, dtype)
+
+    def download(self, array: Any) -> np.ndarray:
+        return self.cupy.asnumpy(array)
+
+    def elapsed(self, program: Any, arrays: Sequence[Any]) -> float:
+        start, end = self.cupy.cuda.Event(), self.cupy.cuda.Event()
+        start.record()
+        program.launch(*arrays)
+        end.record()
+        end.synchronize()
+        return self.cupy.cuda.get_elapsed_time(start, end) * 1e-3
 
 
-register_measurer("opencl", OpenclMeasurer)
+register_bench("opencl", OpenclBench)
+register_bench("cuda", CudaBench)
+register_measurer("opencl", lambda isolate: LocalMeasurer())  # the context stays here
+register_measurer("cuda", worker_or_local)

@@ -278,18 +278,34 @@ class Measurer(Protocol):
         ...
 
 
+BenchFactory = Callable[[MeasureTask], Bench]
+_bench_types: dict[str, BenchFactory] = {}
+
+
+def register_bench(device_name: str, factory: BenchFactory) -> None:
+    """Make ``factory(task)`` the bench of tasks on devices named ``device_name`` (devices
+    with their own memory upload inputs and time with the device's clock)."""
+    _bench_types[device_name] = factory
+
+
+def bench_for(task: MeasureTask) -> Bench:
+    """The bench that measures ``task`` in this process (the worker uses it too)."""
+    return _bench_types.get(task.device.name, Bench)(task)
+
+
 class LocalMeasurer:
     """Measures in this process: no start-up cost, but a candidate that crashes or hangs
     takes the caller with it (``JITUNE_ISOLATE=0``)."""
 
     def __init__(self) -> None:
         self._bench: Bench | None = None
+        self._task: MeasureTask | None = None
 
     def measure(
         self, task: MeasureTask, candidates: Sequence[Build | Candidate]
     ) -> list[MeasureResult]:
-        if self._bench is None or self._bench.task is not task:
-            self._bench = Bench(task)
+        if self._bench is None or self._task is not task:
+            self._bench, self._task = bench_for(task), task
         results = []
         for build in candidates:
             candidate = resolve(build)
@@ -300,7 +316,7 @@ class LocalMeasurer:
         return results
 
     def close(self) -> None:
-        self._bench = None
+        self._bench = self._task = None
 
 
 MeasurerFactory = Callable[[bool], Measurer]
@@ -315,7 +331,8 @@ def register_measurer(device_name: str, factory: MeasurerFactory) -> None:
         _instances.pop(key).close()
 
 
-def _cpu_measurer(isolate: bool) -> Measurer:
+def worker_or_local(isolate: bool) -> Measurer:
+    """The worker process when isolating, else this process (the CPU's and CUDA's choice)."""
     if isolate:
         from .worker import WorkerMeasurer
 
@@ -323,7 +340,7 @@ def _cpu_measurer(isolate: bool) -> Measurer:
     return LocalMeasurer()
 
 
-register_measurer("cpu", _cpu_measurer)
+register_measurer("cpu", worker_or_local)
 
 
 def can_measure(device: Device) -> bool:

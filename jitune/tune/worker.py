@@ -24,7 +24,16 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .measure import Bench, Build, Candidate, ErrorKind, MeasureResult, MeasureTask, resolve
+from .measure import (
+    Bench,
+    Build,
+    Candidate,
+    ErrorKind,
+    MeasureResult,
+    MeasureTask,
+    bench_for,
+    resolve,
+)
 
 START_SECONDS = 120.0  # start-up plus receiving a task's arrays
 
@@ -192,7 +201,7 @@ def serve(connection: Connection) -> int:
         if kind == "exit":
             return 0
         if kind == "task":
-            bench = Bench(message[1])
+            bench = bench_for(message[1])  # the device's bench (CUDA: CuPy arrays, events)
             connection.send(("ok",))
         elif kind == "build":
             assert bench is not None
