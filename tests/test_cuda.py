@@ -134,6 +134,24 @@ def test_misaligned_views_are_handled():
     np.testing.assert_allclose(cupy.asnumpy(f(view)), cupy.asnumpy(view) * 2 + 1)
 
 
+@pytest.mark.parametrize("isolate", [True, False])
+def test_tuning_measures_on_the_gpu(isolate):
+    """The tuner measures CUDA candidates with CUDA events, in the worker process (isolate)
+    or in this one, and the chosen kernel is correct."""
+    import cupy
+
+    f = jitune.kernel(lambda a, b: np.maximum(a @ b, 0), budget=4)
+    a = cupy.random.standard_normal((96, 40), dtype=cupy.float32)
+    b = cupy.random.standard_normal((40, 72), dtype=cupy.float32)
+    with jitune.config.override(isolate=isolate):
+        result = f.tune(a, b)
+    assert result is not None and result.trials >= 1
+    assert result.seconds is not None and result.seconds > 0
+    assert not result.errors, result.errors
+    expected = np.maximum(cupy.asnumpy(a) @ cupy.asnumpy(b), 0)
+    np.testing.assert_allclose(cupy.asnumpy(f(a, b)), expected, rtol=1e-4, atol=1e-4)
+
+
 def test_a_warm_process_loads_the_cubin_from_the_cache(cache_dir):
     import cupy
 
