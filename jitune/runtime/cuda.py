@@ -11,8 +11,6 @@ nothing. Without a GPU, :func:`default_target` (sm_90) still lets ``f.lower(...,
 from __future__ import annotations
 
 import functools
-import json
-import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,7 +20,7 @@ from ..codegen import c_source
 from ..codegen import cuda as cuda_codegen
 from ..errors import ArgumentError, CompileError
 from ..ir.loops import LoopProgram
-from . import nvrtc
+from . import nvrtc, packed
 from .target import Target
 
 MAGIC = b"JTCUBIN1"
@@ -71,20 +69,11 @@ def _device_target(device_id: int) -> Target:
 
 
 def pack(meta: dict[str, Any], cubin: bytes) -> bytes:
-    header = json.dumps(meta, separators=(",", ":")).encode()
-    return MAGIC + struct.pack("<I", len(header)) + header + cubin
+    return packed.pack(MAGIC, meta, cubin)
 
 
 def unpack(binary: bytes) -> tuple[dict[str, Any], bytes]:
-    if not binary.startswith(MAGIC) or len(binary) < len(MAGIC) + 4:
-        raise CompileError("not a jitune CUDA binary")
-    (size,) = struct.unpack_from("<I", binary, len(MAGIC))
-    start = len(MAGIC) + 4
-    try:
-        meta = json.loads(binary[start : start + size])
-    except ValueError as exc:
-        raise CompileError(f"damaged jitune CUDA binary header: {exc}") from exc
-    cubin = binary[start + size :]
+    meta, cubin = packed.unpack(MAGIC, binary, "CUDA binary")
     if not cubin.startswith(b"\x7fELF"):
         raise CompileError("jitune CUDA binary holds no cubin")
     return meta, cubin

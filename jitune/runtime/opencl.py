@@ -18,8 +18,6 @@ render OpenCL C (for a generic device with 256 work-items per group and 32 KiB l
 from __future__ import annotations
 
 import functools
-import json
-import struct
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,6 +28,7 @@ from ..codegen import c_source
 from ..codegen import opencl as opencl_codegen
 from ..errors import ArgumentError, CompileError
 from ..ir.loops import LoopProgram
+from . import packed
 from .target import Target
 
 MAGIC = b"JTOCLBN1"
@@ -66,22 +65,14 @@ def device_target(device: Any) -> Target:
 
 
 def pack(meta: dict[str, Any], binary: bytes) -> bytes:
-    header = json.dumps(meta, separators=(",", ":")).encode()
-    return MAGIC + struct.pack("<I", len(header)) + header + binary
+    return packed.pack(MAGIC, meta, binary)
 
 
 def unpack(binary: bytes) -> tuple[dict[str, Any], bytes]:
-    if not binary.startswith(MAGIC) or len(binary) < len(MAGIC) + 4:
-        raise CompileError("not a jitune OpenCL binary")
-    (size,) = struct.unpack_from("<I", binary, len(MAGIC))
-    start = len(MAGIC) + 4
-    try:
-        meta = json.loads(binary[start : start + size])
-    except ValueError as exc:
-        raise CompileError(f"damaged jitune OpenCL binary header: {exc}") from exc
+    meta, program_binary = packed.unpack(MAGIC, binary, "OpenCL binary")
     if "source" not in meta or "kernels" not in meta:
         raise CompileError("jitune OpenCL binary header lacks source or kernels")
-    return meta, binary[start + size :]
+    return meta, program_binary
 
 
 def _build(context: Any, device: Any, source: str) -> Any:
