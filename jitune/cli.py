@@ -146,8 +146,8 @@ def _tunings(rows: list[dict[str, Any]], kernel: str | None) -> dict[str, list[d
     for row in rows:
         if kernel is not None and row.get("kernel") != kernel:
             continue
-        if "gflops" not in row or "key" not in row:
-            continue  # not a tuner's row
+        if "gflops" not in row or "key" not in row or row.get("alias_of"):
+            continue  # not a tuner's row, or a config that shares a measured program
         groups.setdefault(str(row["key"]), []).append(row)
     for group in groups.values():
         group.sort(key=lambda r: (float(r.get("created", 0.0)), int(r.get("trial", 0))))

@@ -124,8 +124,17 @@ class ModelSearch:
         chosen = [c for c in ranked if c not in state.measured and c not in exclude][
             : count - explore
         ]
-        chosen += _random_unmeasured(count - len(chosen), state, exclude | set(chosen), rng)
-        return chosen
+        randoms = _random_unmeasured(count - len(chosen), state, exclude | set(chosen), rng)
+        # interleaved, so that the first k proposals hold about epsilon * k random ones (the
+        # tuner may take fewer than it asked for)
+        period = max(1, round(1 / self.epsilon)) if self.epsilon > 0 else count + 1
+        merged: list[Config] = []
+        while chosen or randoms:
+            if randoms and (not chosen or (len(merged) + 1) % period == 0):
+                merged.append(randoms.pop(0))
+            else:
+                merged.append(chosen.pop(0))
+        return merged
 
     def choose(self, state: SearchState, candidates: Sequence[Config]) -> Config | None:
         """The best predicted of ``candidates`` (first of equals)."""

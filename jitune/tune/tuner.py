@@ -130,9 +130,18 @@ class TuneTask:
         self.kind = _kind(self.compute)
         self.shape = [a.extent for s in self.compute.stages for a in s.axes + s.reduce_axes]
         self._features: dict[Config, np.ndarray] = {}
+        self._programs: dict[Config, str] = {}
 
     def loops(self, config: Config) -> Any:
         return schedule_loops(self.compute, self.device, split(config))
+
+    def program(self, config: Config) -> str:
+        """A digest of the loop IR ``config`` schedules to (equal digests: equal programs)."""
+        found = self._programs.get(config)
+        if found is None:
+            found = hashlib.sha256(str(self.loops(config)).encode()).hexdigest()
+            self._programs[config] = found
+        return found
 
     def features(self, config: Config) -> np.ndarray:
         found = self._features.get(config)
@@ -192,6 +201,8 @@ class _Measured:
     throughput: dict[Config, float] = dataclasses.field(default_factory=dict)  # GFLOP/s, 0 failed
     seconds: dict[Config, float] = dataclasses.field(default_factory=dict)
     features: dict[Config, np.ndarray] = dataclasses.field(default_factory=dict)
+    # configs not measured themselves: they schedule to the program of the config they map to
+    aliases: dict[Config, Config] = dataclasses.field(default_factory=dict)
 
     def add(
         self, config: Config, gflops: float, seconds: float | None, features: np.ndarray
@@ -201,12 +212,22 @@ class _Measured:
             self.seconds[config] = seconds
         self.features[config] = features
 
+    def alias(self, config: Config, same: Config, features: np.ndarray) -> None:
+        """``config`` schedules to the program ``same`` measured: it shares the result."""
+        self.add(config, self.throughput[same], self.seconds.get(same), features)
+        self.aliases[config] = same
+
+    @property
+    def trials(self) -> int:
+        """Configs measured (configs sharing a measured program not counted)."""
+        return len(self.throughput) - len(self.aliases)
+
     def best(self) -> Config | None:
         good = [c for c, g in self.throughput.items() if g > 0]
         return max(good, key=lambda c: (self.throughput[c], repr(c))) if good else None
 
     def train(self, model: CostModel) -> None:
-        configs = list(self.throughput)
+        configs = [c for c in self.throughput if c not in self.aliases]
         if configs:
             model.update(
                 np.stack([self.features[c] for c in configs]),
@@ -223,9 +244,45 @@ def _history(task: TuneTask, rows: Sequence[dict[str, Any]]) -> _Measured:
         config = from_json(row.get("config"), task.space)
         if config is None:
             continue
-        seconds = row.get("seconds")
-        measured.add(config, float(row.get("gflops") or 0.0), seconds, task.features(config))
+        same = from_json(row.get("alias_of"), task.space) if row.get("alias_of") else None
+        if same is not None and same in measured.throughput:
+            measured.alias(config, same, task.features(config))
+        elif same is None:
+            seconds = row.get("seconds")
+            measured.add(config, float(row.get("gflops") or 0.0), seconds, task.features(config))
     return measured
+
+
+def _alias_row(
+    task: TuneTask,
+    config: Config,
+    measured: _Measured,
+    trial: int,
+    batch: int,
+    options: TuneOptions,
+) -> dict[str, Any]:
+    """A record that ``config`` is the same program as a measured config (costs no trial;
+    kept so that a resumed tuning sees exactly what an uninterrupted one saw)."""
+    same = measured.aliases[config]
+    return {
+        "kernel": task.name,
+        "signature": task.signature,
+        "family": task.family,
+        "kind": task.kind,
+        "shape": task.shape,
+        "config": to_json(config),
+        "alias_of": to_json(same),
+        "features": [round(float(x), 5) for x in task.features(config)],
+        "features_version": feature_mod.VERSION,
+        "seconds": measured.seconds.get(same),
+        "gflops": measured.throughput[same],
+        "error": None,
+        "trial": trial,
+        "batch": batch,
+        "seed": options.seed,
+        "strategy": options.strategy,
+        "created": time.time(),
+    }
 
 
 def _row(
@@ -268,7 +325,7 @@ def tune(
     """Choose a config for ``task`` within ``options.budget``; see the module docstring."""
     began = time.monotonic()
     measured = _history(task, book.for_key(task.key.digest))
-    earlier = len(measured.throughput)
+    earlier = measured.trials
     transfer = Transfer()
     if options.transfer:
         transfer = prepare(
@@ -317,22 +374,16 @@ def tune(
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 size = options.batch if left is None else min(options.batch, left)
-                batch: list[Config] = []
-                if task.default not in measured.throughput:
-                    batch.append(task.default)  # never worse than untuned: always measured
-                for seed_config in transfer.seeds:
-                    if (
-                        len(batch) < size
-                        and seed_config not in measured.throughput
-                        and seed_config not in batch
-                    ):
-                        batch.append(seed_config)
-                if len(batch) < size:
-                    batch += searcher.propose(size - len(batch), state(), set(batch))
+                aliases_before = len(measured.aliases)
+                batch = _next_batch(task, measured, transfer, searcher, state, size)
+                rows = [
+                    _alias_row(task, config, measured, earlier + trials, batch_number, options)
+                    for config in list(measured.aliases)[aliases_before:]
+                ]
                 if not batch:
-                    break  # every config of the space is measured
+                    book.add(task.key, rows)
+                    break  # every program of the space is measured
                 results = _measure(task, bench, measurer, batch)
-                rows = []
                 for config, result in zip(batch, results):
                     trials += 1
                     rows.append(_row(task, config, result, earlier + trials, batch_number, options))
@@ -361,7 +412,7 @@ def tune(
         progress.close()
     best = measured.best()
     config = best if best is not None else task.default
-    total = len(measured.throughput)
+    total = measured.trials
     if interrupted:
         how = f"interrupted after {total} trials: best so far"
     else:
@@ -380,6 +431,55 @@ def tune(
     )
     _log_result(task, result)
     return result
+
+
+def _next_batch(
+    task: TuneTask,
+    measured: _Measured,
+    transfer: Transfer,
+    searcher: Any,
+    state: Any,
+    size: int,
+) -> list[Config]:
+    """Up to ``size`` configs to measure: the default first (never worse than untuned), then
+    transfer seeds, then the strategy's proposals.
+
+    Configs that schedule to a program already measured (in the contraction space, ``kc``
+    means nothing with rows outermost, for example) are not measured again: they take that
+    program's result and cost no trial.
+    """
+    batch: list[Config] = []
+    programs = {task.program(c): c for c in measured.throughput}
+    skipped: set[Config] = set()  # the same program as a config already in this batch
+
+    def offer(config: Config) -> None:
+        if config in measured.throughput or config in batch or config in skipped:
+            return
+        same = programs.get(task.program(config))
+        if same is None:
+            programs[task.program(config)] = config
+            batch.append(config)
+        elif same in measured.throughput:
+            measured.alias(config, same, task.features(config))
+        else:
+            skipped.add(config)
+
+    offer(task.default)
+    for seed_config in transfer.seeds:
+        if len(batch) < size:
+            offer(seed_config)
+    for _ in range(4):
+        if len(batch) >= size:
+            break
+        before = (len(batch), len(measured.throughput), len(skipped))
+        # ask for more than is missing: some proposals share a program measured before
+        wanted = 4 * (size - len(batch))
+        for config in searcher.propose(wanted, state(), set(batch) | skipped):
+            if len(batch) < size:
+                offer(config)
+        if (len(batch), len(measured.throughput), len(skipped)) == before:
+            break
+    return batch
 
 
 def _measure(
@@ -401,7 +501,7 @@ def _without_measuring(
     """Budget 0: the best measured config if any, else the model's top choice, else the default."""
     best = measured.best()
     if best is not None:
-        how = f"budget 0: best of {len(measured.throughput)} earlier trials"
+        how = f"budget 0: best of {measured.trials} earlier trials"
         config = best
     else:
         top = None
@@ -421,7 +521,7 @@ def _without_measuring(
         measured.seconds.get(task.default),
         measured.throughput.get(config),
         0,
-        len(measured.throughput),
+        measured.trials,
         how,
         False,
         time.monotonic() - began,
