@@ -22,18 +22,26 @@ from .schedule import gpu, schedule
 from .schedule.default import default_config
 from .schedule.default import space as stage_space
 from .schedule.space import Config, Space
+from .schedule.work_groups import as_work_groups
 
 GPU_TARGETS = frozenset({"cuda", "opencl"})
 """Targets scheduled by the GPU templates (``schedule/gpu.py``); the rest by the CPU's."""
+
+
+def gpu_templates(target: Target) -> bool:
+    """Whether ``target`` is scheduled with the GPU templates: GPU targets other than OpenCL
+    CPU devices (limit ``cpu_device``), which run the CPU templates as work-groups."""
+    return target.name in GPU_TARGETS and not target.limit("cpu_device", 0)
 
 
 def _schedule(
     compute: ComputeProgram, target: Target, configs: Mapping[str, Config] | None
 ) -> LoopProgram:
     """Loop IR of ``compute`` with the templates of ``target``'s family."""
-    if target.name in GPU_TARGETS:
+    if gpu_templates(target):
         return gpu.schedule(compute, target, configs)
-    return schedule(compute, target, config.get().parallel_min_work, configs)
+    loops = schedule(compute, target, config.get().parallel_min_work, configs)
+    return as_work_groups(loops) if target.name in GPU_TARGETS else loops
 
 
 _SOURCE_NAME = {"cuda": "CUDA C", "opencl": "OpenCL C"}
@@ -68,7 +76,7 @@ def compute_program(
     graph: Graph, strides: Sequence[tuple[int, ...]], target: Target
 ) -> ComputeProgram:
     """The compute IR the pipeline schedules for ``target`` (the tuner must see the same)."""
-    return lower(graph, strides, store_summands=target.name not in GPU_TARGETS)
+    return lower(graph, strides, store_summands=not gpu_templates(target))
 
 
 def lower_graph(
@@ -101,7 +109,7 @@ def stage_spaces(compute: ComputeProgram, device: Device) -> dict[str, Space]:
     can route each device to its own templates' spaces.
     """
     target = device.target()
-    if target.name in GPU_TARGETS:
+    if gpu_templates(target):
         buffers = {decl.name: decl for decl in compute.buffers}
         return {stage.out: gpu.space(stage, target, buffers) for stage in compute.stages}
     return {stage.out: stage_space(stage) for stage in compute.stages}
@@ -111,6 +119,6 @@ def default_configs(compute: ComputeProgram, device: Device) -> dict[str, Config
     """The untuned config of each stage (what :func:`lower_graph` uses when given none)."""
     target = device.target()
     buffers = {decl.name: decl for decl in compute.buffers}
-    if target.name in GPU_TARGETS:
+    if gpu_templates(target):
         return {stage.out: gpu.default_config(stage, target, buffers) for stage in compute.stages}
     return {stage.out: default_config(stage, target, buffers) for stage in compute.stages}

@@ -5,6 +5,7 @@ pyopencl out on the arrays' queue, scalars, errors, the cache, tuning)."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import subprocess
 import sys
@@ -14,14 +15,14 @@ import numpy as np
 import property_bodies as bodies
 import pytest
 import test_property as tp
-from gpu_helpers import expected, lowered, random_configs
+from gpu_helpers import expected, lowered
 from helpers import _as_list, assert_close
 from hypothesis import Phase, given, settings
 from test_cuda_codegen import CASES, IDS
 
 import jitune
 from jitune.frontend.kernel import _spec
-from jitune.pipeline import lower_graph
+from jitune.pipeline import compute_program, lower_graph, stage_spaces
 
 
 def _queue():
@@ -40,8 +41,11 @@ def _queue():
 QUEUE = _queue()
 pytestmark = [
     pytest.mark.opencl,
-    pytest.mark.skipif(QUEUE is None, reason="needs an OpenCL device (pip install pyopencl "
-                       "pocl-binary-distribution gives a CPU one)"),
+    pytest.mark.skipif(
+        QUEUE is None,
+        reason="needs an OpenCL device (pip install pyopencl "
+        "pocl-binary-distribution gives a CPU one)",
+    ),
 ]
 # each example builds an OpenCL program (about a second on PoCL): few examples, no shrinking
 FEW = settings(max_examples=8, phases=(Phase.explicit, Phase.generate), deadline=None)
@@ -113,19 +117,36 @@ def test_templates_opencl(fn, args):
     check_opencl(fn, *args)
 
 
-@pytest.mark.parametrize(("fn", "args"), CASES[::3], ids=IDS[::3])
-def test_random_configs_opencl(fn, args):
-    """Random configs of each stage's GPU space, sized to the device, built and run."""
-    import pyopencl.array as cl_array
-
+def _device(templates: str):
+    """An OpenCL device on QUEUE: its own choice of templates ("own": the CPU templates as
+    work-groups on a CPU device such as PoCL), or the GPU templates whatever the device."""
     from jitune.runtime.opencl import OpenclDevice
 
     device = OpenclDevice(QUEUE)
-    traced, compute = lowered(fn, list(args))
-    reference, _, tolerances = expected(fn, list(args), traced.graph)
+    if templates == "gpu":
+        target = device.target()
+        limits = tuple(item for item in target.limits if item[0] != "cpu_device")
+        gpu_target = dataclasses.replace(target, limits=limits, vector_bytes=16)
+        device.target = lambda: gpu_target  # type: ignore[method-assign]
+    return device
+
+
+@pytest.mark.parametrize("templates", ["own", "gpu"])
+@pytest.mark.parametrize(("fn", "args"), CASES[::3], ids=IDS[::3])
+def test_random_configs_opencl(fn, args, templates):
+    """Random configs of each stage's space on this device, built and run."""
+    import pyopencl.array as cl_array
+
+    device = _device(templates)
     inputs = [to_device(a) for a in args]  # C-contiguous copies: their strides are compiled
     strides = [_spec(x, k, "f").strides for k, x in enumerate(inputs)]
-    for configs in random_configs(compute, random.Random(11), 2):
+    traced, _ = lowered(fn, list(args))
+    compute = compute_program(traced.graph, strides, device.target())
+    reference, _, tolerances = expected(fn, list(args), traced.graph)
+    spaces = stage_spaces(compute, device)
+    rng = random.Random(11)
+    for _ in range(2):
+        configs = {name: space.sample(rng) for name, space in spaces.items()}
         low = lower_graph(traced.graph, strides, device, configs)
         program = device.load(device.compile(low.source), len(low.loops.buffers))
         arrays = list(inputs)
@@ -135,6 +156,18 @@ def test_random_configs_opencl(fn, args):
         for name, ref, (rtol, atol) in zip(low.loops.outputs, reference, tolerances):
             got = arrays[position[name]].get().reshape(np.shape(ref))
             assert_close(got, ref, rtol=rtol, atol=atol, what=f"{name} with {configs}")
+
+
+def test_cpu_devices_run_the_cpu_templates_as_work_groups():
+    if not QUEUE.device.type & __import__("pyopencl").device_type.CPU:
+        pytest.skip("the OpenCL device is not a CPU")
+    f = jitune.kernel(lambda a, b: a @ b)
+    low = f.lower(
+        to_device(np.ones((64, 48), np.float32)), to_device(np.ones((48, 80), np.float32))
+    )
+    assert "__local" not in low.source and "barrier(" not in low.source
+    (kernel,) = [k for k in low.loops.kernels if k.launch[0][0] > 1] or low.loops.kernels[-1:]
+    assert kernel.launch[1] == (1, 1, 1)  # one work-item per work-group
 
 
 def test_scalars_with_pyopencl_arrays():

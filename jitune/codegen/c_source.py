@@ -395,8 +395,16 @@ class _KernelWriter:
     def stmt(self, s: Stmt) -> None:
         self.memo = {}
         if isinstance(s, Block):
+            # a local Alloc opens a C scope to the end of its block: stages grouped in one
+            # loop (CPU schedules) allocate the same scratch names one after another
+            opened = 0
             for child in s.stmts:
+                if isinstance(child, Alloc) and child.scope != "shared":
+                    self.line("{")
+                    opened += 1
                 self.stmt(child)
+            for _ in range(opened):
+                self.line("}")
         elif isinstance(s, Store):
             self.store(s)
         elif isinstance(s, For):

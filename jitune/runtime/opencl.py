@@ -52,16 +52,21 @@ def default_target() -> Target:
 
 
 def device_target(device: Any) -> Target:
-    """The target of one ``pyopencl.Device``: limits read from the device."""
+    """The target of one ``pyopencl.Device``: limits read from the device. A CPU device gets
+    the limit ``cpu_device`` (the pipeline then runs the CPU templates as work-groups) and its
+    preferred float vector width as the vector size."""
+    cl = _cl()
     platform = device.platform
+    cpu = bool(device.type & cl.device_type.CPU)
     limits = (
         ("max_threads", int(device.max_work_group_size)),
         ("shared_bytes", int(device.local_mem_size)),
         ("processors", int(device.max_compute_units)),
         ("warp", 32),
-    )
+    ) + ((("cpu_device", 1),) if cpu else ())
+    vector_bytes = 4 * max(1, int(device.preferred_vector_width_float)) if cpu else 16
     toolchain = f"{platform.name} {platform.version}|driver {device.driver_version}"
-    return Target("opencl", device.name.strip(), device.version, 16, toolchain, limits)
+    return Target("opencl", device.name.strip(), device.version, vector_bytes, toolchain, limits)
 
 
 def pack(meta: dict[str, Any], binary: bytes) -> bytes:
