@@ -396,7 +396,23 @@ def _output_vectorized(ctx: _Context, active: list[Axis], base: dict[str, Expr])
             loops = loops + [rows]
         else:
             loops = [rows] + loops
+        per_block = ctx.config.get("mc", 0) // mr
+        if ctx.config.get("order") == "cols_outer" and 0 < per_block < rows.extent:
+            return _nest(outer, _row_blocks(loops, rows, per_block, tile))
     return _nest(outer + loops, tile)
+
+
+def _row_blocks(loops: list[Axis], rows: Axis, per_block: int, tile: Stmt) -> Stmt:
+    """``loops`` (column tiles outside row tiles) inside blocks of ``per_block`` row tiles:
+    a block's rows of the row operand stay in L2 while every column panel passes them, so
+    that operand is read from memory once instead of once per column panel."""
+    blocks = Axis("ub", -(-rows.extent // per_block))
+    first = index_mul(var("ub"), per_block)
+    stop = _index_min(index_add(first, per_block), iconst(rows.extent))
+    inner: Stmt = _loop(rows.name, stop, tile, start=first)
+    for axis in reversed([a for a in loops if a is not rows]):
+        inner = _loop(axis.name, axis.extent, inner)
+    return _loop(blocks.name, blocks.extent, inner)
 
 
 def _k_block(ctx: _Context, u_axis: Axis | None) -> int:
