@@ -210,6 +210,7 @@ def main() -> int:
     parser.add_argument("--reuse-tables", action="store_true")
     parser.add_argument("--passes", type=int, default=None, help="table passes (min of)")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--only", choices=["matmul", "dense_relu"], help="one workload")
     parser.add_argument("--output", default=str(RESULTS / "tuning_curves.json"))
     args = parser.parse_args()
     size = args.size or (256 if args.quick else 1024)
@@ -241,6 +242,8 @@ def main() -> int:
     curves_for_plot = {}
     for fn in (matmul, dense_relu):
         name = fn.__name__
+        if args.only and args.only != name:
+            continue
         shape = (size,) * 3
         tables = {
             s: measure_table(
