@@ -196,3 +196,46 @@ def test_the_worker_is_not_left_behind_at_exit(tmp_path):
             return
         time.sleep(0.1)
     pytest.fail(f"worker {pid} still runs after its parent exited")
+
+
+def test_ctrl_c_in_a_real_process_runs_the_best_so_far(tmp_path):
+    script = textwrap.dedent(
+        """
+        import json, sys, numpy as np, jitune
+        from jitune.tune import measure
+
+        @jitune.kernel(budget=10_000)
+        def mm(x, w):
+            return x @ w
+
+        x = np.random.default_rng(0).random((96, 96), dtype=np.float32)
+        print("tuning", flush=True)
+        y = mm(x, x)
+        (measurer,) = measure._instances.values()
+        tuned = mm.last.tuned
+        ok = bool(np.allclose(y, x @ x, rtol=1e-4, atol=1e-3))
+        print(json.dumps({"ok": ok, "how": tuned.how, "pid": measurer.pid,
+                          "stored": len(mm._table)}), flush=True)
+        """
+    )
+    env = dict(os.environ, JITUNE_DISABLE_CACHE="1", JITUNE_ISOLATE="1", JITUNE_PROGRESS="0")
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "tuning"
+    time.sleep(4.0)  # the worker has started and measured some candidates
+    process.send_signal(__import__("signal").SIGINT)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["ok"] and report["how"].startswith("interrupted after")
+    assert report["stored"] == 0  # not kept: the next call would resume
+    if report["pid"] is not None:  # a worker started after the interruption is gone too
+        for _ in range(50):
+            try:
+                os.kill(report["pid"], 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the worker outlived its parent")
