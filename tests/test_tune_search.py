@@ -37,7 +37,8 @@ def test_model_search_finds_the_known_best():
     task = _task()
     measurer = FakeMeasurer()
     result = tune(task, _options(64), RecordBook(None), measurer)
-    assert result.config == _best(task)
+    # mc (row blocks of 128 or more) changes no program at 96 rows: several configs tie
+    assert known_cost(result.config) == known_cost(_best(task))
     assert measurer.seen[0] == task.default  # the default schedule is always measured
     assert len(set(measurer.seen)) == len(measurer.seen) == 64  # nothing measured twice
     assert result.speedup is not None and result.speedup >= 1.0
@@ -75,7 +76,8 @@ def test_an_interrupted_tuning_resumes_from_its_records():
     stopped = tune(task, _options(40), book, first)
     assert stopped.interrupted and "interrupted" in stopped.how
     assert sum(not r.get("alias_of") for r in book.for_key(task.key.digest)) == 16
-    assert stopped.config in first.seen[:16]  # the best so far is used
+    # the best so far is used (or a config that schedules to the same program)
+    assert known_cost(stopped.config) == min(map(known_cost, first.seen[:16]))
     second = FakeMeasurer()
     resumed = tune(_task(), _options(40), book, second)
     assert not resumed.interrupted and resumed.total_trials == 40
@@ -117,7 +119,7 @@ def test_transfer_from_other_shapes_seeds_and_guides_the_search():
     book = RecordBook(None)
     # shapes whose k is longer than every k block, so that all configs differ as programs
     for n in (520, 1040):
-        tune(_task(n), _options(48), book, FakeMeasurer())
+        tune(_task(n), _options(64), book, FakeMeasurer())
     task = _task(768)
     # budget 0: the model trained on the other shapes chooses, nothing is measured
     chosen = tune(task, _options(0), book, FakeMeasurer())
@@ -126,7 +128,9 @@ def test_transfer_from_other_shapes_seeds_and_guides_the_search():
     # with a budget, the best configs of the nearest shapes are measured first
     measurer = FakeMeasurer()
     tune(task, _options(8), book, measurer)
-    assert measurer.seen[0] == task.default and _best(task) in measurer.seen[:4]
+    assert measurer.seen[0] == task.default
+    # (mc does not enter the made-up cost: a best config with any row blocking counts)
+    assert min(map(known_cost, measurer.seen[:4])) == known_cost(_best(task))
 
 
 def test_configs_of_one_program_are_measured_once():

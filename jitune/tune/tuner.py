@@ -468,12 +468,14 @@ def _next_batch(
     for seed_config in transfer.seeds:
         if len(batch) < size:
             offer(seed_config)
-    for _ in range(4):
+    for attempt in range(12):
         if len(batch) >= size:
             break
         before = (len(batch), len(measured.throughput), len(skipped))
-        # ask for more than is missing: some proposals share a program measured before
-        wanted = 4 * (size - len(batch))
+        # ask for more than is missing: some proposals share a program measured before (a
+        # model ranks a measured program's aliases as high as the program itself, so the
+        # first rounds can bring aliases only: ask for more each round)
+        wanted = 4 * (attempt + 1) * (size - len(batch))
         for config in searcher.propose(wanted, state(), set(batch) | skipped):
             if len(batch) < size:
                 offer(config)
