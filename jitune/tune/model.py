@@ -17,10 +17,20 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import xgboost as xgb
+
+if TYPE_CHECKING:
+    import xgboost as xgb
+
+
+def _xgb() -> Any:
+    """xgboost, imported on first use: importing it costs ~0.2 s, which a process that only
+    loads cached kernels (or tunes with budget 0 and no history) never needs to pay."""
+    import xgboost
+
+    return xgboost
 
 Objective = Literal["rank", "regression"]
 DEFAULT_OBJECTIVE: Objective = "rank"
@@ -49,7 +59,7 @@ class CostModel:
         self.objective: Objective = objective
         self.seed = seed
         self.base = base
-        self.booster: xgb.Booster | None = None
+        self.booster: xgb.Booster | None = None  # type only: see _xgb()
 
     @property
     def trained(self) -> bool:
@@ -94,6 +104,7 @@ class CostModel:
         order = np.argsort(groups, kind="stable")  # rank:pairwise wants groups contiguous
         features, throughputs, groups = features[order], throughputs[order], groups[order]
         labels = normalize(throughputs, groups)
+        xgb = _xgb()
         matrix = xgb.DMatrix(features, label=labels)
         if self.objective == "rank":
             _, sizes = np.unique(groups, return_counts=True)
@@ -111,7 +122,7 @@ class CostModel:
         margin = self._margin(features)
         if self.booster is None:
             return margin if margin is not None else np.zeros(len(features))
-        matrix = xgb.DMatrix(features)
+        matrix = _xgb().DMatrix(features)
         if margin is not None:
             matrix.set_base_margin(margin)
         return self.booster.predict(matrix, output_margin=True).astype(np.float64)
@@ -140,7 +151,7 @@ class CostModel:
         )
         raw = data.get("booster")
         if isinstance(raw, str):
-            model.booster = xgb.Booster(params={"nthread": 1})
+            model.booster = _xgb().Booster(params={"nthread": 1})
             model.booster.load_model(bytearray(base64.b64decode(raw)))
         return model
 
