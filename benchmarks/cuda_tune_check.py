@@ -27,6 +27,7 @@ def main() -> int:
     parser.add_argument("--budget", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("cuda_tune_check.json"))
+    parser.add_argument("--only", default="", help="workload name prefixes, comma-separated")
     options = parser.parse_args()
     rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []
@@ -35,7 +36,10 @@ def main() -> int:
         ("relu(x@w+b) 2048^3", dense, [(2048, 2048), (2048, 2048), (2048,)], None),
         ("softmax 16384x1024", softmax, [(16384, 1024)], None),
     ]
+    only = [p for p in options.only.split(",") if p]
     for name, fn, shapes, peer in cases:
+        if only and not any(name.startswith(p) for p in only):
+            continue
         args = [cupy.asarray(rng.standard_normal(s).astype(np.float32)) for s in shapes]
         default = jitune.kernel(fn, name=f"{fn.__name__}_default", budget=0)
         tuned = jitune.kernel(fn, name=f"{fn.__name__}_tuned", budget=options.budget)

@@ -58,7 +58,8 @@ class Dialect:
     name: str
     kernel: str  # qualifiers before ``void name(...)``; ``{threads}`` is the block size
     function: str  # qualifiers of helper functions
-    global_ptr: str  # parameter for a buffer: {type}, {const}, {name}
+    global_ptr: str  # parameter for a buffer: {type}, {const}, {restrict}, {name}
+    restrict: str  # the no-alias qualifier with a trailing space ("__restrict__ ")
     shared: str  # qualifier of block-shared arrays
     barrier: str
     block_index: Mapping[str, str]  # axis -> expression
@@ -223,6 +224,7 @@ class _KernelWriter:
         self.counter = 0
         self.memo: dict[Expr, str] = {}
         self.aligned: set[str] = set()
+        self.loaded: set[str] = set()  # buffers the kernel reads (set while emitting)
         self.written = written(kernel.body)
         self.scalars = {b.name for b in program.buffers if b.role == "input" and b.shape == ()}
         big = max([b.size for b in program.buffers] + [1])
@@ -371,6 +373,7 @@ class _KernelWriter:
         name = e.arg
         if name in self.scalars:
             return name
+        self.loaded.add(name)
         text = f"{name}[{self.expr(self.flat(name, e.src))}]"
         if code(e.dtype) == "b" and name not in self.locals:
             return f"({text} != 0)"
@@ -491,6 +494,7 @@ class _KernelWriter:
             if node.arg in self.decls:
                 self.aligned.add(node.arg)
             mapping[node] = [f"{name}.{_LANE_NAMES[k]}" for k in range(lanes)]
+            self.loaded.add(node.arg)
         values = []
         for k in range(lanes):
             lane = {v: iconst(k)}
@@ -605,8 +609,18 @@ class _KernelWriter:
                 params.append(f"const {kind} {decl.name}")
                 continue
             const = "" if decl.name in self.written else "const "
+            # A buffer this kernel writes and reads carries values between threads (a row's
+            # sum stored by one thread, read by all after a barrier). Declared restrict, it
+            # let NVVM hoist those reads above the barrier (an H200 read stale values), so it
+            # is not declared so; buffers only read or only written are.
+            shared = decl.name in self.written and decl.name in self.loaded
             params.append(
-                d.global_ptr.format(type=self.mem_type(decl.dtype), const=const, name=decl.name)
+                d.global_ptr.format(
+                    type=self.mem_type(decl.dtype),
+                    const=const,
+                    restrict="" if shared else d.restrict,
+                    name=decl.name,
+                )
             )
         threads = 1
         for dim in self.kernel.launch[1]:  # type: ignore[index]
