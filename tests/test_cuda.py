@@ -71,7 +71,14 @@ def test_random_configs_cuda(fn, args):
         low = lower_graph(traced.graph, strides, device, configs)
         program = device.load(device.compile(low.source), len(low.loops.buffers))
         arrays = [to_cupy(a) for a in args]
-        arrays += [cupy.empty(d.shape, d.dtype) for d in low.loops.buffers[len(args) :]]
+        # NaN-filled: an element a config forgets to write (or reads before it is written)
+        # cannot pass by finding the right value left in pooled memory
+        arrays += [
+            cupy.full(d.shape, np.nan, d.dtype)
+            if d.dtype.kind == "f"
+            else cupy.empty(d.shape, d.dtype)
+            for d in low.loops.buffers[len(args) :]
+        ]
         program.launch(*arrays)
         position = {d.name: k for k, d in enumerate(low.loops.buffers)}
         for name, ref, (rtol, atol) in zip(low.loops.outputs, reference, tolerances):
