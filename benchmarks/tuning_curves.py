@@ -11,7 +11,7 @@ Reruns the comparison of "Learning to Optimize Tensor Programs" on this machine 
 - tuning throughput (trials per second) of real tuning runs of a 512^3 matmul, in the worker
   process (the default) and in-process.
 
-The CPU spaces are small (448 contraction configs, fewer distinct programs), so every distinct
+The CPU spaces are small (1792 contraction configs, 824 distinct programs at 1024^3), so every distinct
 program of each space is measured once, with jitune's own measurer (worker process, checked
 against the reference evaluator, median of repeats), and the strategies then replay against
 that table: a strategy "measures" a config by looking its time up. All strategies and seeds
