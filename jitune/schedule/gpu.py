@@ -67,7 +67,7 @@ from ..ir.loops import (
 )
 from ..ir.ops import ARG_REDUCTIONS, BinaryOp
 from ..runtime.target import Target
-from .default import _Context, _element  # the scalar form of one output element
+from .default import _Context, _element, _reads_rows_of  # shared with the CPU templates
 from .reduce_ops import combine, identity
 from .space import Config, Knob, Space
 
@@ -905,19 +905,6 @@ def _bind(stmt: Stmt, mapping: dict[str, Expr]) -> Stmt:
 
 
 # -- program -----------------------------------------------------------------------------------
-
-
-def _reads_rows_of(stage: Stage, produced: set[str]) -> bool:
-    row = var(stage.axes[0].name)
-    exprs = [stage.body] + ([stage.epilogue] if stage.epilogue is not None else [])
-    found = False
-    for expr in exprs:
-        for node in loads(expr):
-            if node.arg in produced:
-                if not node.src or node.src[0] != row:
-                    return False
-                found = True
-    return found
 
 
 def _groups(
