@@ -124,7 +124,8 @@ def test_transfer_from_other_shapes_seeds_and_guides_the_search():
     # budget 0: the model trained on the other shapes chooses, nothing is measured
     chosen = tune(task, _options(0), book, FakeMeasurer())
     assert "cost model" in chosen.how
-    assert known_cost(chosen.config) <= 1.25 * known_cost(_best(task))  # the tuned 80%
+    # at least 70% of the best config's speed (the target for budget 0 after transfer)
+    assert known_cost(chosen.config) <= known_cost(_best(task)) / 0.7
     # with a budget, the best configs of the nearest shapes are measured first
     measurer = FakeMeasurer()
     tune(task, _options(8), book, measurer)
