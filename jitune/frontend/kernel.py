@@ -67,6 +67,16 @@ def _signature(arg: Any) -> Any:
     return ("other", kind)
 
 
+def _element_strides(arg: Any, itemsize: int, position: int, name: str) -> tuple[int, ...]:
+    """``arg``'s byte strides in elements; ArgumentError if one is not a whole element."""
+    if any(s % itemsize for s in arg.strides):
+        raise ArgumentError(
+            f"{name}: argument {position} has strides {arg.strides} that are not multiples "
+            f"of its item size {itemsize}; pass a copy"
+        )
+    return tuple(s // itemsize for s in arg.strides)
+
+
 def _spec(arg: Any, position: int, name: str) -> ArgSpec:
     """Tracing spec of one argument; raises ArgumentError/DTypeError for what cannot run."""
     kind = type(arg)
@@ -92,25 +102,15 @@ def _spec(arg: Any, position: int, name: str) -> ArgSpec:
         dtype = dtypes.check_supported(
             arg.dtype, f"{name}: argument {position} (shape {arg.shape})"
         )
-        if any(s % arg.itemsize for s in arg.strides):
-            raise ArgumentError(
-                f"{name}: argument {position} has strides {arg.strides} that are not multiples "
-                f"of its item size {arg.itemsize}; pass a copy"
-            )
-        return ArgSpec(arg.shape, dtype, tuple(s // arg.itemsize for s in arg.strides))
+        return ArgSpec(arg.shape, dtype, _element_strides(arg, dtype.itemsize, position, name))
     device_of([arg], name)  # names the array library, if it is one
     if hasattr(arg, "strides") and hasattr(arg, "dtype") and hasattr(arg, "shape"):
         # an array of a library some device runs (CuPy): strides in bytes, as in NumPy
         dtype = dtypes.check_supported(
             np.dtype(arg.dtype), f"{name}: argument {position} (shape {arg.shape})"
         )
-        itemsize = dtype.itemsize
-        if any(s % itemsize for s in arg.strides):
-            raise ArgumentError(
-                f"{name}: argument {position} has strides {arg.strides} that are not multiples "
-                f"of its item size {itemsize}; pass a copy"
-            )
-        return ArgSpec(tuple(arg.shape), dtype, tuple(s // itemsize for s in arg.strides))
+        strides = _element_strides(arg, dtype.itemsize, position, name)
+        return ArgSpec(tuple(arg.shape), dtype, strides)
     raise ArgumentError(
         f"{name}: argument {position} is a {kind.__module__}.{kind.__qualname__}, not an array; "
         "pass a NumPy array (np.asarray(...)) or a scalar"

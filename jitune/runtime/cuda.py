@@ -212,6 +212,12 @@ class CudaDevice:
         except Exception:  # ImportError, CUDARuntimeError (no driver / no device)
             return False
 
+    def bind(self, args: Sequence[Any], name: str) -> CudaDevice:
+        """This device for a call with ``args``; ArgumentError if the CuPy arrays are on
+        different GPUs or NumPy arrays are among them (the GPU itself is chosen per launch)."""
+        check_devices(args, name)
+        return self
+
     def target(self) -> Target:
         if not self.available():
             return default_target()

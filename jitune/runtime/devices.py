@@ -11,7 +11,7 @@ from .. import config
 from ..errors import ArgumentError
 from .base import Device
 from .cpu import CpuDevice
-from .cuda import CudaDevice, check_devices
+from .cuda import CudaDevice
 from .opencl import OpenclDevice
 
 DEVICES: tuple[Device, ...] = (CpuDevice(), CudaDevice(), OpenclDevice())
@@ -44,9 +44,7 @@ def device_of(args: Sequence[Any], name: str) -> Device:
     forced = config.get().target
     for device in DEVICES:
         if device.library == library and forced in ("auto", device.name) and device.available():
-            if device.name == "cuda":
-                check_devices(args, name)
-            bind = getattr(device, "bind", None)  # OpenCL: the device of the arrays' queue
+            bind = getattr(device, "bind", None)  # GPUs: check the arrays' placement
             return device if bind is None else bind(args, name)
     if library == "cupy":
         raise ArgumentError(

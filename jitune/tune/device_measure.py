@@ -15,6 +15,7 @@ Where measurement runs:
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections.abc import Sequence
@@ -119,17 +120,7 @@ class OpenclBench(DeviceBench):
             user_queue.device,
             properties=cl.command_queue_properties.PROFILING_ENABLE,
         )
-        self.original = task
-        profiling = MeasureTask(
-            task.ident,
-            OpenclDevice(self.queue),
-            task.arguments,
-            task.reference,
-            task.timing,
-            task.timeout,
-            task.rtol,
-        )
-        super().__init__(profiling)
+        super().__init__(dataclasses.replace(task, device=OpenclDevice(self.queue)))
 
     def upload(self, argument: StridedInput) -> Any:
         if not argument.shape:
