@@ -54,6 +54,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from machine import cpu_model
 from numba import prange
 from workloads import bmm_einsum, dense, gelu, layernorm, matmul, scores_einsum, softmax
 
@@ -824,17 +825,6 @@ def _openblas_threads() -> int | None:
     return None
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _opencl_queue() -> tuple[Any, str | None]:
     """A queue on the first OpenCL CPU device, or (None, why not)."""
     cl, why = _import_optional("pyopencl")
@@ -1053,7 +1043,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     print(
         f"jitune {jitune.__version__}, NumPy {np.__version__}, numba {numba.__version__}; "
-        f"{_cpu_model()}, {os.cpu_count()} CPUs; load average {load_before[0]:.2f}"
+        f"{cpu_model()}, {os.cpu_count()} CPUs; load average {load_before[0]:.2f}"
     )
     cpu0 = MONITOR.snapshot()
     time.sleep(1.0)
@@ -1158,7 +1148,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "threads": thread_counts(peers, ran_numba=bool(results)),
             "platform": platform.platform(),
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cpus": os.cpu_count(),
             "load_average_before": load_before,
             "other_cores_at_start": idle and idle["other_cores"],

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import cpu_model
 
 import jitune
 
@@ -51,17 +52,6 @@ def add_one_py(x):
 
 def add_py(x, y):
     return x + y
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _cases(x: np.ndarray, y: np.ndarray) -> dict[str, dict[str, Callable[[], Any]]]:
@@ -174,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             "numpy": np.__version__,
             "jitune": jitune.__version__,
             "platform": platform.platform(),
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cpus": os.cpu_count(),
             "jitune_env": {k: v for k, v in os.environ.items() if k.startswith("JITUNE_")},
         },
