@@ -141,7 +141,11 @@ def main() -> int:
     for r in rows:
         print(f"{r['name']:<30} {r['first_ms']:>13.1f} {r['jit_ms']:>10.2f} {r['np_ms']:>9.2f} "
               f"{r['ratio']:>11.2f}x {r['max_abs_err']:>10.1e}  {'ok' if r['ok'] else 'FAIL'}")
-    print("first call = trace + lower + LLVM compile + one run; later calls reuse the machine code.")
+    budget = jitune.config.get().budget
+    print(
+        f"first call = trace + tune (budget: {budget}) + lower + LLVM compile + one run, or a "
+        "disk-cache load; later calls reuse the machine code."
+    )
 
     failed = [r["name"] for r in rows if not r["ok"]]
     if failed:
