@@ -1,15 +1,20 @@
 """The CPU parallel runtime: splits a kernel's parallel loop over worker threads.
 
 Generated code calls ``jitune_parallel_for(kernel, bufs, extent)``; that symbol is bound to
-:data:`PARALLEL_FOR_ADDRESS`, a ctypes callback. It runs the first chunk on the calling thread
-and the others on persistent daemon threads, each calling the kernel through ctypes (which
-releases the GIL for the duration of the call). Workers block on a queue when idle, so they
-never spin and never hold cores that BLAS or NumPy want.
+:data:`PARALLEL_FOR_ADDRESS`, a ctypes callback. It cuts the loop into a few chunks per thread
+and hands them out on demand: the calling thread and persistent daemon threads each take the
+next chunk until none is left, calling the kernel through ctypes (which releases the GIL for the
+duration of the call). Chunks taken on demand keep both cores busy when one of them is slowed
+by something else (a BLAS or OpenMP thread of another library still spinning after its call,
+another process): with one fixed half per thread the whole call waits for the slower half.
+Workers block on a queue when idle, so they never spin and never hold cores that BLAS or NumPy
+want.
 """
 
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import queue
 import threading
@@ -20,10 +25,38 @@ from .. import config
 KernelFunction = Callable[[int, int, int], None]
 _KERNEL_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 
+CHUNKS_PER_THREAD = 4
+"""How finely a parallel loop is cut: enough that a thread on a busy core takes fewer chunks
+than its partner, few enough that the per-chunk cost (a ctypes call, about a microsecond) and
+the loss of locality between chunks stay small."""
+
+
+class _Loop:
+    """One parallel loop in flight: chunks handed out in order to whichever thread asks."""
+
+    __slots__ = ("function", "bufs", "bounds", "taken", "finished", "done")
+
+    def __init__(self, function: KernelFunction, bufs: int, extent: int, chunks: int) -> None:
+        self.function = function
+        self.bufs = bufs
+        self.bounds = [extent * k // chunks for k in range(chunks + 1)]
+        # next() of an itertools.count is atomic under the GIL: no lock on the hot path
+        self.taken = itertools.count()
+        self.finished = itertools.count(1)
+        self.done = threading.Event()
+
+    def work(self) -> None:
+        """Run chunks until none is left; the thread that finishes the last one says so."""
+        chunks = len(self.bounds) - 1
+        while (k := next(self.taken)) < chunks:
+            self.function(self.bufs, self.bounds[k], self.bounds[k + 1])
+            if next(self.finished) == chunks:
+                self.done.set()
+
 
 class _Pool:
     def __init__(self) -> None:
-        self.tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self.tasks: queue.SimpleQueue[_Loop] = queue.SimpleQueue()
         self.workers: list[threading.Thread] = []
         self.lock = threading.Lock()
         self.kernels: dict[int, KernelFunction] = {}
@@ -37,11 +70,7 @@ class _Pool:
 
     def _work(self) -> None:
         while True:
-            function, bufs, start, end, done = self.tasks.get()
-            try:
-                function(bufs, start, end)
-            finally:
-                done.release()
+            self.tasks.get().work()
 
     def kernel(self, address: int) -> KernelFunction:
         function = self.kernels.get(address)
@@ -56,13 +85,11 @@ class _Pool:
             function(bufs, 0, extent)
             return
         self.ensure(threads - 1)
-        done = threading.Semaphore(0)
-        bounds = [extent * k // threads for k in range(threads + 1)]
-        for k in range(1, threads):
-            self.tasks.put((function, bufs, bounds[k], bounds[k + 1], done))
-        function(bufs, bounds[0], bounds[1])
+        loop = _Loop(function, bufs, extent, min(extent, threads * CHUNKS_PER_THREAD))
         for _ in range(threads - 1):
-            done.acquire()
+            self.tasks.put(loop)
+        loop.work()
+        loop.done.wait()
 
 
 _POOL = _Pool()
