@@ -25,6 +25,7 @@ from .errors import (
 from .frontend.kernel import Kernel
 from .frontend.numpy_api import einsum_function as einsum
 from .pipeline import Lowered
+from .runtime.pool import release as release_buffers
 from .version import __version__ as __version__
 
 
@@ -79,5 +80,6 @@ __all__ = [
     "config",
     "einsum",
     "kernel",
+    "release_buffers",
     "spec",
 ]

@@ -89,6 +89,9 @@ class Settings:
     cache_size: int = 1 << 30
     """JITUNE_CACHE_SIZE: size limit of the disk cache in bytes (suffixes K, M, G); least
     recently used entries are evicted beyond it."""
+    buffer_pool: int = 1 << 30
+    """JITUNE_BUFFER_POOL: bytes of large CPU buffers (outputs, temporaries) kept for reuse
+    once dropped (suffixes K, M, G); 0 turns the pool off."""
     cache_wait: float = 60.0
     """JITUNE_CACHE_WAIT: seconds to wait for another process that is building the same
     kernel before building it here too."""
@@ -135,7 +138,7 @@ def _bool_var(name: str, default: bool) -> bool:
 _SIZE_SUFFIXES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
-def _size_var(name: str, default: int) -> int:
+def _size_var(name: str, default: int, allow_zero: bool = False) -> int:
     raw = os.environ.get(name, "").strip().lower().removesuffix("b").removesuffix("i")
     if raw == "":
         return default
@@ -144,8 +147,8 @@ def _size_var(name: str, default: int) -> int:
         value = int(float(number) * _SIZE_SUFFIXES[suffix])
     except ValueError:
         raise ConfigError(f"{name}={raw!r}: expected a size such as 500M or 2G") from None
-    if value < 1 << 20:
-        raise ConfigError(f"{name}={raw!r}: expected at least 1M")
+    if value < 1 << 20 and not (allow_zero and value == 0):
+        raise ConfigError(f"{name}={raw!r}: expected {'0 or ' if allow_zero else ''}at least 1M")
     return value
 
 
@@ -195,6 +198,7 @@ def from_environment() -> Settings:
         cache_dir=os.environ.get("JITUNE_CACHE_DIR", "").strip() or default_cache_dir(),
         disable_cache=_bool_var("JITUNE_DISABLE_CACHE", False),
         cache_size=_size_var("JITUNE_CACHE_SIZE", Settings.cache_size),
+        buffer_pool=_size_var("JITUNE_BUFFER_POOL", Settings.buffer_pool, allow_zero=True),
         cache_wait=_float_var("JITUNE_CACHE_WAIT", Settings.cache_wait),
         budget=_budget_var("JITUNE_BUDGET", Settings.budget),
         isolate=_bool_var("JITUNE_ISOLATE", True),

@@ -120,7 +120,7 @@ def _spec(arg: Any, position: int, name: str) -> ArgSpec:
 class _Entry:
     """A compiled signature: converts scalars, allocates outputs, runs the program."""
 
-    __slots__ = ("program", "launch", "empty", "scalars", "allocations", "results", "structure")
+    __slots__ = ("program", "launch", "scalars", "allocations", "results", "structure")
 
     def __init__(
         self,
@@ -132,15 +132,22 @@ class _Entry:
     ) -> None:
         self.program = obtained.program  # keeps the machine code alive
         self.launch = obtained.program.launch
-        allocator = getattr(device, "allocator_for", None)  # GPUs: on the arrays' device
-        self.empty = device.empty if allocator is None else allocator(args)
+        # GPUs allocate on the arrays' device; the CPU pools large buffers
+        allocator = getattr(device, "allocator_for", None)
         self.scalars = tuple(
             (position, spec.dtype)
             for position, (arg, spec) in enumerate(zip(args, specs))
             if isinstance(arg, (bool, int, float, np.generic))
         )
         plan = obtained.plan
-        self.allocations = tuple((shape, np.dtype(dtype)) for shape, dtype in plan.allocations)
+        self.allocations = tuple(
+            (
+                shape,
+                np.dtype(dtype),
+                device.empty if allocator is None else allocator(args, shape, np.dtype(dtype)),
+            )
+            for shape, dtype in plan.allocations
+        )
         self.results = plan.results
         self.structure = structure
 
@@ -148,8 +155,7 @@ class _Entry:
         arrays = list(args)
         for position, dtype in self.scalars:
             arrays[position] = np.asarray(arrays[position], dtype=dtype)
-        empty = self.empty
-        for shape, dtype in self.allocations:
+        for shape, dtype, empty in self.allocations:
             arrays.append(empty(shape, dtype))
         self.launch(*arrays)
         if self.structure == "single":

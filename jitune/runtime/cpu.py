@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import llvmlite
@@ -14,6 +16,7 @@ import numpy as np
 from ..codegen import llvm as llvm_codegen
 from ..errors import CompileError
 from ..ir.loops import LoopProgram
+from .pool import MIN_BYTES, POOL
 from .target import Target
 from .threads import PARALLEL_FOR_ADDRESS
 
@@ -187,4 +190,12 @@ class CpuDevice:
     def load(self, binary: bytes, buffer_count: int) -> CpuProgram:
         return CpuProgram(load_object(binary), buffer_count)
 
-    empty = staticmethod(np.empty)  # no wrapper: it is on the dispatch path
+    empty = staticmethod(POOL.empty)
+
+    def allocator_for(
+        self, args: Sequence[Any], shape: tuple[int, ...], dtype: np.dtype
+    ) -> Callable[[tuple[int, ...], Any], np.ndarray]:
+        """What allocates a buffer of ``shape`` on every call of one signature: large ones
+        come from the pool, which reuses what callers dropped (see pool.py); small ones from
+        ``np.empty`` itself, as the dispatch path of a short call pays for every frame."""
+        return POOL.empty if math.prod(shape) * dtype.itemsize >= MIN_BYTES else np.empty

@@ -239,7 +239,9 @@ class CudaDevice:
     def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:
         return _cupy().empty(shape, dtype)
 
-    def allocator_for(self, args: Sequence[Any]) -> Callable[[tuple[int, ...], Any], Any]:
+    def allocator_for(
+        self, args: Sequence[Any], shape: tuple[int, ...], dtype: np.dtype
+    ) -> Callable[[tuple[int, ...], Any], Any]:
         """``empty`` on the device of the CuPy arrays in ``args``."""
         cupy = _cupy()
         device_id = check_devices(args, "kernel")
