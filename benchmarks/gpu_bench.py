@@ -355,14 +355,14 @@ def peers(name: str, args: list[Any], torch_args: list[Any] | None, use_compile:
         a, b = args
         found["cupy.matmul"] = lambda: cupy.matmul(a, b)
     if torch_args is not None:
-        F = torch.nn.functional
+        functional = torch.nn.functional
         t = torch_args
         table = {
             "matmul": lambda: torch.matmul(t[0], t[1]),
             "dense": lambda: torch.relu(t[0] @ t[1] + t[2]),
-            "gelu": lambda: F.gelu(t[0], approximate="tanh"),
+            "gelu": lambda: functional.gelu(t[0], approximate="tanh"),
             "softmax": lambda: torch.softmax(t[0], dim=1),
-            "layernorm": lambda: F.layer_norm(t[0], (t[0].shape[1],), eps=1e-5),
+            "layernorm": lambda: functional.layer_norm(t[0], (t[0].shape[1],), eps=1e-5),
             "bmm": lambda: torch.bmm(t[0], t[1]),
         }
         fn = table[name.split("_")[0]]
@@ -455,7 +455,7 @@ def main() -> int:
                 expected = cupy_fn(*args_gpu)
             scale = float(cupy.abs(expected).max())
 
-            def check(result: Any) -> bool:
+            def check(result: Any, expected: Any = expected, scale: float = scale) -> bool:
                 error = float(cupy.abs(result.reshape(expected.shape) - expected).max())
                 return error <= 1e-3 * max(scale, 1.0)
 
@@ -471,13 +471,13 @@ def main() -> int:
             entry["default_first_call_s"] = time.time() - began
             entry["default_correct"] = bool(check(kernel(*args_gpu)))
             contenders = dict(peers(name, args_gpu, torch_args, False))
-            contenders["jitune default"] = lambda: kernel(*args_gpu)
+            contenders["jitune default"] = lambda kernel=kernel, args=args_gpu: kernel(*args)
             if best is not None:
                 contenders["jitune best"] = best
                 entry["best_config"] = best_record["config"]
             timings = interleaved(contenders, options.rounds)
             entry["timings"] = timings
-            for who, t in timings.items():
+            for t in timings.values():
                 ms = t["median_ms"]
                 rate = (
                     (work["flops"] / ms / 1e9)
