@@ -98,3 +98,27 @@ def test_half_and_negative_integer_powers():
         actual = jitune.kernel(lambda v, e=exponent: v**e)(x)
         # products of subnormals round twice: one subnormal step apart at most
         np.testing.assert_allclose(actual, expected, rtol=4e-7, atol=3e-45, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["exp", "tanh"])
+def test_avx512_scaling_gives_the_portable_forms_values(name):
+    """exp (and tanh through it) scale by 2**n with vscalefps where AVX-512 is present: the
+    results must be bit for bit those of the portable shift-and-multiply form."""
+    from jitune.codegen import llvm as llvm_codegen
+    from jitune.runtime import cpu
+
+    features = cpu.host_target().enabled_features()
+    if "avx512f" not in features:
+        pytest.skip("the host CPU has no AVX-512")
+    function, values, _ = CASES[name]
+    values = np.concatenate([values, np.tile(SPECIALS, 3), np.array([88.7, 88.73, -87.4, -103.9], F32)])
+    loops = jitune.kernel(function).lower(values).loops
+    results = []
+    for enabled in (frozenset(), features):
+        source = llvm_codegen.render(loops, cpu.data_offset(), enabled)
+        assert ("scalef" in source) == bool(enabled)
+        program = cpu.CpuProgram(cpu.load_object(cpu.compile_object(source)), len(loops.buffers))
+        out = np.empty_like(values)
+        program.launch(values, out)
+        results.append(out)
+    np.testing.assert_array_equal(results[0], results[1])

@@ -111,6 +111,9 @@ class _Function:
     def declare(self, text: str) -> None:
         self.module.declarations.add(text)
 
+    def has(self, feature: str) -> bool:
+        return feature in self.module.features
+
     def label(self, hint: str) -> str:
         self.counter += 1
         return f"{hint}{self.counter}"
@@ -352,9 +355,10 @@ class _Function:
 
 
 class _Module:
-    def __init__(self, program: LoopProgram, data_offset: int) -> None:
+    def __init__(self, program: LoopProgram, data_offset: int, features: frozenset[str]) -> None:
         self.program = program
         self.data_offset = data_offset
+        self.features = features
         self.declarations: set[str] = set()
 
     def kernel(self, position: int, kernel: Kernel) -> str:
@@ -416,6 +420,12 @@ def _parallel_stop(kernel: Kernel) -> int:
     return 0
 
 
-def render(program: LoopProgram, data_offset: int) -> str:
-    """LLVM IR text of ``program``; ``data_offset`` is where an ndarray keeps its data pointer."""
-    return _Module(program, data_offset).render()
+def render(
+    program: LoopProgram, data_offset: int, features: frozenset[str] = frozenset()
+) -> str:
+    """LLVM IR text of ``program``; ``data_offset`` is where an ndarray keeps its data pointer.
+
+    ``features`` are the target CPU's (``"avx512f"``, ...): code may use instructions that
+    need them; without any it is portable LLVM IR.
+    """
+    return _Module(program, data_offset, features).render()

@@ -7,6 +7,9 @@ tests/test_vector_math.py): exp, log and tanh within 3 ulp, sin and cos within 3
 |x| <= 2048 (2.5 measured; NumPy's own float32 sin: 1.5); larger sin/cos arguments branch to
 libm lane by lane, outside the common path, because the three-part reduction of x by pi/4
 loses accuracy near the zeros of large arguments (9 ulp at 8192).
+
+On AVX-512 CPUs exp's final scaling by 2**n is one ``vscalefps`` (the renderer passes the
+target's features as ``Emitter.has``); the values are bit for bit those of the portable form.
 """
 
 from __future__ import annotations
@@ -88,17 +91,36 @@ def exp_f32(em: Emitter, x: Val) -> Val:
     r2 = binary(em, BinaryOp.MUL, r, r)
     y = binary(em, BinaryOp.MUL, _horner(em, _EXP_POLY, r), r2)
     y = binary(em, BinaryOp.ADD, binary(em, BinaryOp.ADD, y, r), _f32(em, 1.0, x))
-    n = instr(
-        em, f"fptosi {n_float.type} {n_float.ref} to {vector_type('i32', x.lanes)}", "i32", x.lanes
-    )
-    half = instr(em, f"ashr {n.type} {n.ref}, {constant(em, '1', n).ref}", "i32", x.lanes)
-    rest = binary(em, BinaryOp.SUB, n, half)
-    # two factors of 2**(n/2), so results in the subnormal range are still right
-    y = binary(
-        em, BinaryOp.MUL, binary(em, BinaryOp.MUL, y, _pow2_int(em, half)), _pow2_int(em, rest)
-    )
-    overflow = compare(em, "ogt", x, _f32(em, 88.72283935546875, x))
-    y = select(em, overflow, _f32(em, float("inf"), x), y)
+    if x.lanes == 16 and em.has("avx512f"):
+        # one vscalefps computes y * 2**n with a single rounding, inf past the float32 range
+        # and subnormals below it: the same values as the portable form below, in one
+        # instruction instead of ten (softmax: 22 instead of 33 per vector of exp)
+        em.declare(
+            "declare <16 x float> @llvm.x86.avx512.mask.scalef.ps.512"
+            "(<16 x float>, <16 x float>, <16 x float>, i16, i32)"
+        )
+        y = instr(
+            em,
+            "call <16 x float> @llvm.x86.avx512.mask.scalef.ps.512"
+            f"({y.type} {y.ref}, {n_float.type} {n_float.ref}, {y.type} poison, i16 -1, i32 4)",
+            "float",
+            16,
+        )
+    else:
+        n = instr(
+            em,
+            f"fptosi {n_float.type} {n_float.ref} to {vector_type('i32', x.lanes)}",
+            "i32",
+            x.lanes,
+        )
+        half = instr(em, f"ashr {n.type} {n.ref}, {constant(em, '1', n).ref}", "i32", x.lanes)
+        rest = binary(em, BinaryOp.SUB, n, half)
+        # two factors of 2**(n/2), so results in the subnormal range are still right
+        y = binary(
+            em, BinaryOp.MUL, binary(em, BinaryOp.MUL, y, _pow2_int(em, half)), _pow2_int(em, rest)
+        )
+        overflow = compare(em, "ogt", x, _f32(em, 88.72283935546875, x))
+        y = select(em, overflow, _f32(em, float("inf"), x), y)
     return select(em, compare(em, "uno", x, x), x, y)
 
 

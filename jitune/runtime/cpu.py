@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import math
 import threading
@@ -35,16 +36,17 @@ def host_target() -> Target:
     """The CPU this process runs on, as LLVM names it."""
     _initialize()
     features = llvm.get_host_cpu_features().flatten()
-    enabled = set(f[1:] for f in features.split(",") if f.startswith("+"))
-    vector_bytes = 64 if "avx512f" in enabled else 32 if "avx" in enabled else 16
     version = ".".join(map(str, llvm.llvm_version_info))
-    return Target(
+    target = Target(
         name="cpu",
         arch=llvm.get_host_cpu_name(),
         features=features,
-        vector_bytes=vector_bytes,
+        vector_bytes=16,
         toolchain=f"llvm-{version}/llvmlite-{llvmlite.__version__}",
     )
+    enabled = target.enabled_features()
+    vector_bytes = 64 if "avx512f" in enabled else 32 if "avx" in enabled else 16
+    return dataclasses.replace(target, vector_bytes=vector_bytes)
 
 
 @functools.cache
@@ -182,7 +184,7 @@ class CpuDevice:
         return host_target()
 
     def render(self, loops: LoopProgram) -> str:
-        return llvm_codegen.render(loops, data_offset())
+        return llvm_codegen.render(loops, data_offset(), host_target().enabled_features())
 
     def compile(self, source: str) -> bytes:
         return compile_object(source)

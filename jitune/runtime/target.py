@@ -24,6 +24,10 @@ class Target:
         ``processors``, ``warp``), or ``default`` if the target does not say."""
         return dict(self.limits).get(name, default)
 
+    def enabled_features(self) -> frozenset[str]:
+        """The CPU features ``features`` turns on (``"avx512f"``, ...), without the ``+``."""
+        return frozenset(f[1:] for f in self.features.split(",") if f.startswith("+"))
+
     def lanes(self, itemsize: int) -> int:
         """Vector lanes for elements of ``itemsize`` bytes."""
         return max(1, self.vector_bytes // max(1, itemsize))
