@@ -5,8 +5,11 @@ NumPy's (``rtol=1e-3``, ``atol=1e-4 * max|NumPy|``); one that fails or raises is
 not timed. Then all implementations that passed are timed in one run, interleaved: a few
 warm-up calls each, then ``rounds`` rounds in which each implementation takes one sample (a
 batch of back-to-back calls, enough to last about 20 ms), in an order shuffled anew each
-round (seeded), so that drift (clock, other tenants) hits them all alike and each follows
-different others (a library's spinning threads slow whatever runs next). Reported: the
+round (seeded), so that drift (clock, other tenants) hits them all alike. Before each
+sample the harness pauses (``--settle``, 0.2 s by default) and makes one untimed call: the
+BLAS and OpenMP threads of the library sampled before spin for a while after its calls, and
+slowed the next library's first 20 ms by 1.3-2x (jitune's 64 x 128^3 batched matmul, called
+right after NumPy's or PyTorch's; ``--settle 0`` measures with that interference). Reported: the
 median time per call, GFLOP/s (contractions) or GB/s (the rest), the ratio to the fastest peer and to
 NumPy, and the percentage of the roofline bound, ``max(FLOPs / peak, bytes / bandwidth)``,
 where ``bytes`` counts the inputs read and the output written once, ``peak`` is measured with
@@ -374,6 +377,7 @@ class Impl:
     label: str
     run: Callable[[], Any]  # one call, synchronous (JAX results are waited for)
     to_numpy: Callable[[Any], np.ndarray] = np.asarray
+    kernel: Any = None  # jitune's Kernel, whose tuning the JSON records
 
 
 def _opencl_impl(w: Workload, queue: Any) -> Impl:
@@ -394,7 +398,7 @@ def _opencl_impl(w: Workload, queue: Any) -> Impl:
 
 def implementations(w: Workload, peers: dict[str, Any]) -> list[Impl]:
     args = w.inputs
-    impls = [Impl("jitune", lambda: KERNELS[w.family](*args))]
+    impls = [Impl("jitune", lambda: KERNELS[w.family](*args), kernel=KERNELS[w.family])]
     if peers.get("opencl_queue") is not None:
         impls.append(_opencl_impl(w, peers["opencl_queue"]))
     impls.append(Impl("NumPy", lambda: NUMPY_FNS[w.family](*args)))
@@ -655,6 +659,9 @@ def check(impl: Impl, expected: np.ndarray) -> dict[str, Any]:
     if impl.label.startswith("jitune"):
         row["compiled"] = _jitune_compiles() - compiles
         row["tuning_budget"] = str(TUNING_BUDGET or jitune.config.get().budget)
+        tuned = impl.kernel.last.tuned if impl.kernel is not None and impl.kernel.last else None
+        if tuned is not None:
+            row["tuned"] = {"how": tuned.how, "config": str(tuned.config)}
     if got.shape != expected.shape or got.dtype != expected.dtype:
         row.update(
             ok=False,
@@ -709,6 +716,7 @@ def run_workload(
         for impl in random.Random(r).sample(timed, len(timed)):
             if settle:
                 time.sleep(settle)  # lets the previous library's threads stop spinning
+            impl.run()  # untimed: the switch from the previous library (cold caches) is not counted
             samples[impl.label].append(_timed(impl.run, numbers[impl.label]))
 
     for impl in timed:
@@ -1010,9 +1018,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--settle",
         type=float,
-        default=0.0,
+        default=0.2,
         help="seconds to pause before each sample, so that the previous library's threads "
-        "stop spinning (default 0: plain interleaving)",
+        "stop spinning (default 0.2; 0: each sample right after the previous library's)",
     )
     parser.add_argument(
         "--budget",
