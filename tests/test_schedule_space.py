@@ -124,3 +124,17 @@ def test_default_configs_lie_in_their_spaces():
     buffers = {d.name: d for d in lowered.compute.buffers}
     for stage in lowered.compute.stages:
         assert space(stage).contains(default_config(stage, lowered.target, buffers))
+
+
+def test_tail_tiles_are_vector_tiles_of_the_remaining_size():
+    """13 x 40 outputs with 8 x 32 tiles: the last 8 columns are one 8-lane vector, the last 5
+    rows a 5-row tile, and the corner both; no element is computed by scalar code."""
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((13, 300)).astype(np.float32)
+    b = rng.standard_normal((300, 40)).astype(np.float32)
+    config = Config({"mr": 8, "nv": 2, "pack": True, "order": "cols_outer", "kc": 128, "mc": 0})
+    lowered = _run(lambda x, w: x @ w, (a, b), lambda stages: {s.out: config for s in stages})
+    text = str(lowered.loops)
+    assert "for l_ in 0..8:  # vectorized" in text
+    assert "for r_ in 0..5:  # unrolled" in text
+    assert "acc_tail" not in text  # the scalar form's accumulator
