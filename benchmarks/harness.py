@@ -6,10 +6,11 @@ not timed. Then all implementations that passed are timed in one run, interleave
 warm-up calls each, then ``rounds`` rounds in which each implementation takes one sample (a
 batch of back-to-back calls, enough to last about 20 ms), in an order shuffled anew each
 round (seeded), so that drift (clock, other tenants) hits them all alike. Before each
-sample the harness pauses (``--settle``, 0.2 s by default) and makes one untimed call: the
-BLAS and OpenMP threads of the library sampled before spin for a while after its calls, and
-slowed the next library's first 20 ms by 1.3-2x (jitune's 64 x 128^3 batched matmul, called
-right after NumPy's or PyTorch's; ``--settle 0`` measures with that interference). Reported: the
+sample the harness pauses (``--settle``, 0.2 s by default) and, for calls shorter than a
+sample, makes one untimed call: the BLAS and OpenMP threads of the library sampled before spin
+for a while after its calls, and slowed the next library's first 20 ms by 1.3-2x (jitune's
+64 x 128^3 batched matmul, called right after NumPy's or PyTorch's; ``--settle 0`` measures
+with that interference). Reported: the
 median time per call, GFLOP/s (contractions) or GB/s (the rest), the ratio to the fastest peer and to
 NumPy, and the percentage of the roofline bound, ``max(FLOPs / peak, bytes / bandwidth)``,
 where ``bytes`` counts the inputs read and the output written once, ``peak`` is measured with
@@ -716,7 +717,8 @@ def run_workload(
         for impl in random.Random(r).sample(timed, len(timed)):
             if settle:
                 time.sleep(settle)  # lets the previous library's threads stop spinning
-            impl.run()  # untimed: the switch from the previous library (cold caches) is not counted
+            if numbers[impl.label] > 1:  # calls shorter than a sample: the switch from the
+                impl.run()  # previous library (cold caches, its threads) is not counted
             samples[impl.label].append(_timed(impl.run, numbers[impl.label]))
 
     for impl in timed:
