@@ -759,10 +759,18 @@ def finish(result: dict[str, Any], peak: float, bandwidth: float) -> None:
     result["roofline_limit"] = (
         "compute" if result["flops"] / peak >= result["bytes"] / bandwidth else "memory"
     )
+    numpy_samples = rows.get("NumPy", {}).get("samples_ms")
     for label, t in times.items():
         row = rows[label]
         row["vs_best_peer"] = t / peers[best_peer] if best_peer else None
         row["vs_numpy"] = t / times["NumPy"] if "NumPy" in times else None
+        # the median of the rounds' own ratios: a slow spell of the machine slows both
+        # samples of a round, so this moves less with the spells than the ratio of medians
+        row["vs_numpy_paired"] = (
+            statistics.median(x / y for x, y in zip(row["samples_ms"], numpy_samples))
+            if numpy_samples
+            else None
+        )
         row["roofline_pct"] = 100 * 1e3 * bound_s / t
 
 
@@ -915,7 +923,7 @@ def choose_peak(fma: dict[str, Any], results: dict[str, dict[str, Any]]) -> tupl
 def print_table(results: dict[str, dict[str, Any]]) -> None:
     header = (
         f"{'workload':<22} {'impl':<13} {'ms':>8} {'IQR%':>5} {'rate':>12} "
-        f"{'/best peer':>10} {'/NumPy':>7} {'%roof':>6} {'compile ms':>10}  check"
+        f"{'/best peer':>10} {'/NumPy':>7} {'paired':>7} {'%roof':>6} {'compile ms':>10}  check"
     )
     print(header)
     print("-" * len(header))
@@ -923,7 +931,7 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
         for n, (label, row) in enumerate(res["impls"].items()):
             name = res["title"] if n == 0 else ""
             if "median_ms" not in row:
-                print(f"{name:<22} {label:<13} {'-':>8} {'':>54}  FAIL: {row.get('error', '?')}")
+                print(f"{name:<22} {label:<13} {'-':>8} {'':>62}  FAIL: {row.get('error', '?')}")
                 continue
             if res["contraction"]:
                 rate = f"{row['GFLOPs']:7.1f} GF/s"
@@ -931,11 +939,12 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
                 rate = f"{row['GBps']:7.1f} GB/s"
             best = "" if row["vs_best_peer"] is None else f"{row['vs_best_peer']:.2f}x"
             vs_np = "" if row["vs_numpy"] is None else f"{row['vs_numpy']:.2f}x"
+            paired = "" if row["vs_numpy_paired"] is None else f"{row['vs_numpy_paired']:.2f}x"
             compile_ms = f"{row['compile_ms']:.0f}" if "compile_ms" in row else ""
             mark = "  <- best peer" if label == res["best_peer"] else ""
             print(
                 f"{name:<22} {label:<13} {row['median_ms']:8.2f} {row['iqr_pct']:5.0f} "
-                f"{rate:>12} {best:>10} {vs_np:>7} {row['roofline_pct']:5.0f}% "
+                f"{rate:>12} {best:>10} {vs_np:>7} {paired:>7} {row['roofline_pct']:5.0f}% "
                 f"{compile_ms:>10}  ok{mark}"
             )
 
@@ -970,7 +979,9 @@ def print_report(report: dict[str, Any]) -> None:
     )
     print(
         "rate: GFLOP/s for contractions, else GB/s (inputs read + output written once); "
-        "%roof: roofline bound / time; compile: jitune's first call - a warm call"
+        "/NumPy: median / NumPy's median; paired: median over rounds of the round's time / "
+        "NumPy's in that round; %roof: roofline bound / time; compile: jitune's first call - "
+        "a warm call"
     )
     print()
     results = report["workloads"]
