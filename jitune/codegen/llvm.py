@@ -291,6 +291,8 @@ class _Function:
 
     def loop(self, stmt: For) -> None:
         if stmt.kind is LoopKind.UNROLLED:
+            if self.transposed_copy(stmt):
+                return
             for value in range(stmt.start.arg, stmt.stop.arg):
                 self.env[stmt.var] = Val(str(value), "i64")
                 self.scoped(stmt.body)
@@ -331,6 +333,71 @@ class _Function:
             f"  {index} = phi i64 [ {start.ref}, %{before} ], [ {following}, %{self.block} ]"
         )
         self.start_block(done)
+
+    def transposed_copy(self, stmt: For) -> bool:
+        """Emit ``stmt`` as a register transpose if it is one; False (nothing emitted) if not.
+
+        The pattern: an UNROLLED loop over ``a`` around (trivial unrolled loops and) a
+        VECTORIZED loop over ``b``, both of the same power-of-two extent from 0, whose body
+        copies ``src[..a..b..]`` to ``dst[..a..b..]`` where the source is contiguous along
+        ``a`` and the destination along ``b`` (packing a transposed operand). Lane by lane
+        that is a gather of ``n`` scalars per vector; here it is ``n`` vector loads along
+        ``a``, a transpose in registers and ``n`` vector stores along ``b``.
+        """
+        lanes = stmt.stop.arg - stmt.start.arg
+        if stmt.start.arg != 0 or lanes < 4 or lanes & (lanes - 1):
+            return False
+        fixed: dict[str, Expr] = {}
+        inner = stmt.body
+        while isinstance(inner, For) and inner.kind is LoopKind.UNROLLED:
+            if inner.stop != iconst(inner.start.arg + 1):
+                return False
+            fixed[inner.var] = inner.start
+            inner = inner.body
+        if not (
+            isinstance(inner, For)
+            and inner.kind is LoopKind.VECTORIZED
+            and inner.start == iconst(0)
+            and inner.stop == iconst(lanes)
+            and isinstance(inner.body, Store)
+            and inner.body.value.op is ExprOp.LOAD
+        ):
+            return False
+        a, b = stmt.var, inner.var
+        source = substitute(inner.body.value, fixed)
+        target = tuple(substitute(i, fixed) for i in inner.body.indices)
+        if source.arg in self.locals or inner.body.buffer in self.locals:
+            return False
+        _, src_dtype, src_flat = self.address(source.arg, source.src)
+        dst_ptr, dst_dtype, dst_flat = self.address(inner.body.buffer, target)
+        if (
+            src_dtype != dst_dtype
+            or memory_type(src_dtype) != register_type(src_dtype)  # bool: i8 in memory
+            or coefficient(src_flat, a) != 1
+            or coefficient(src_flat, b) == 1
+            or coefficient(dst_flat, b) != 1
+        ):
+            return False
+        ramp = Val("<" + ", ".join(f"i64 {k}" for k in range(lanes)) + ">", "i64", lanes)
+        outer = self.vector
+        rows = []
+        for k in range(lanes):  # row k: src[a = 0..n, b = k]
+            self.memo.append({})
+            self.env[a], self.env[b], self.vector = ramp, Val(str(k), "i64"), (a, lanes)
+            rows.append(self.load(source))
+            self.memo.pop()
+        columns = ops.transpose(self, rows)
+        align = np.dtype(dst_dtype).itemsize
+        for k in range(lanes):  # dst[a = k, b = 0..n] = lane k of every row
+            self.memo.append({})
+            self.env[a], self.env[b], self.vector = Val(str(k), "i64"), ramp, (b, lanes)
+            pointer, count = self.element_pointers(dst_ptr, dst_dtype, dst_flat)
+            assert count == lanes
+            value = columns[k]
+            self.line(f"store {value.type} {value.ref}, ptr {pointer}, align {align}")
+            self.memo.pop()
+        self.vector = outer
+        return True
 
     def branch(self, stmt: If) -> None:
         cond = self.expr(stmt.cond)
@@ -420,9 +487,7 @@ def _parallel_stop(kernel: Kernel) -> int:
     return 0
 
 
-def render(
-    program: LoopProgram, data_offset: int, features: frozenset[str] = frozenset()
-) -> str:
+def render(program: LoopProgram, data_offset: int, features: frozenset[str] = frozenset()) -> str:
     """LLVM IR text of ``program``; ``data_offset`` is where an ndarray keeps its data pointer.
 
     ``features`` are the target CPU's (``"avx512f"``, ...): code may use instructions that

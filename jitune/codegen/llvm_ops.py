@@ -126,6 +126,35 @@ def select(em: Emitter, cond: Val, a: Val, b: Val) -> Val:
     )
 
 
+def transpose(em: Emitter, rows: list[Val]) -> list[Val]:
+    """The transpose of a square matrix held as ``len(rows)`` vectors of as many lanes (a
+    power of two): at each level ``b`` (half the size down to 1) the off-diagonal ``b x b``
+    blocks of every ``2b x 2b`` block swap places, one two-input shuffle per row; after all
+    levels row ``j`` holds lane ``j`` of every input row. 16 x 16: 64 shuffles, which x86
+    lowers to single unpack/shuffle/permute instructions."""
+    n = len(rows)
+    out = list(rows)
+    half = n // 2
+    while half >= 1:
+        for r in range(n):
+            if r & half:
+                continue
+            low, high = out[r], out[r + half]
+            keep = [j if not j & half else n + j - half for j in range(n)]
+            swap = [j + half if not j & half else n + j for j in range(n)]
+            for row, mask in ((r, keep), (r + half, swap)):
+                indices = ", ".join(f"i32 {m}" for m in mask)
+                out[row] = instr(
+                    em,
+                    f"shufflevector {low.type} {low.ref}, {high.type} {high.ref}, "
+                    f"<{n} x i32> <{indices}>",
+                    low.scalar,
+                    n,
+                )
+        half //= 2
+    return out
+
+
 def compare(em: Emitter, predicate: str, a: Val, b: Val) -> Val:
     """``fcmp``/``icmp`` with a predicate such as ``olt`` or ``slt``."""
     op = "fcmp" if is_float(a.scalar) else "icmp"

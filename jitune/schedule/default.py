@@ -515,7 +515,41 @@ def stage_nest(
             return _reduce_vectorized(ctx, active, base)
     if not active:
         return _element(ctx, base, "s")
+    transposed = _transposed_copy(ctx, active, base)
+    if transposed is not None:
+        return transposed
     return _output_vectorized(ctx, active, base)
+
+
+def _transposed_copy(ctx: _Context, active: list[Axis], base: dict[str, Expr]) -> Stmt | None:
+    """A copy whose source is strided along the output's last axis but contiguous along
+    another (packing a transposed operand), as ``lanes x lanes`` blocks: an unrolled loop over
+    the source's contiguous axis around a vectorized loop over the output's, which the LLVM
+    code generator turns into vector loads, a register transpose and vector stores (lane by
+    lane it would gather every element). None if ``ctx.stage`` is not such a copy."""
+    stage, lanes = ctx.stage, ctx.lanes
+    body = stage.body
+    if stage.reduce_op is not None or stage.epilogue is not None or len(active) < 2:
+        return None
+    if body.op.value != "load" or body.dtype != stage.dtype or body.arg not in ctx.buffers:
+        return None
+    flat = linear_index(body.src, ctx.buffers[body.arg].strides)
+    v_axis = active[-1]
+    if v_axis.extent % lanes or coefficient(flat, v_axis.name) == 1:
+        return None
+    rows = [a for a in active[:-1] if a.extent % lanes == 0 and coefficient(flat, a.name) == 1]
+    if lanes < 4 or not rows:
+        return None
+    u_axis = rows[-1]
+    index = dict(base)
+    index[u_axis.name] = index_add(index_mul(var(f"{u_axis.name}_t"), lanes), var("r_"))
+    index[v_axis.name] = index_add(index_mul(var(f"{v_axis.name}_t"), lanes), var("l_"))
+    copy = Store(stage.out, tuple(index[a.name] for a in stage.axes), substitute(body, index))
+    tile = _loop("r_", lanes, _loop("l_", lanes, copy, LoopKind.VECTORIZED), LoopKind.UNROLLED)
+    outer = [a for a in active if a is not u_axis and a is not v_axis]
+    tiles = [Axis(f"{u_axis.name}_t", u_axis.extent // lanes)]
+    tiles.append(Axis(f"{v_axis.name}_t", v_axis.extent // lanes))
+    return _nest(outer + tiles, tile)
 
 
 def _groupable(stage: Stage) -> bool:
