@@ -17,7 +17,7 @@ import numpy as np
 from ..codegen import llvm as llvm_codegen
 from ..errors import CompileError
 from ..ir.loops import LoopProgram
-from .pool import MIN_BYTES, POOL
+from .pool import ALIGNED_MIN_BYTES, MIN_BYTES, POOL, aligned_empty
 from .target import Target
 from .threads import PARALLEL_FOR_ADDRESS
 
@@ -198,6 +198,10 @@ class CpuDevice:
         self, args: Sequence[Any], shape: tuple[int, ...], dtype: np.dtype
     ) -> Callable[[tuple[int, ...], Any], np.ndarray]:
         """What allocates a buffer of ``shape`` on every call of one signature: large ones
-        come from the pool, which reuses what callers dropped (see pool.py); small ones from
-        ``np.empty`` itself, as the dispatch path of a short call pays for every frame."""
-        return POOL.empty if math.prod(shape) * dtype.itemsize >= MIN_BYTES else np.empty
+        come from the pool, which reuses what callers dropped; medium ones are aligned to a
+        cache line (see pool.py); small ones come from ``np.empty`` itself, as the dispatch
+        path of a short call pays for every frame."""
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes >= MIN_BYTES:
+            return POOL.empty
+        return aligned_empty if nbytes >= ALIGNED_MIN_BYTES else np.empty

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..ir.loops import LoopProgram
 from ..runtime.base import Device
+from ..runtime.pool import aligned_empty
 
 
 class ErrorKind(str, enum.Enum):
@@ -231,7 +232,7 @@ class Bench:
     def _arrays(self, plan: Plan) -> list[Any]:
         arrays: list[Any] = list(self.inputs)
         for shape, dtype in plan.allocations:
-            array = np.empty(shape, np.dtype(dtype))
+            array = aligned_empty(shape, np.dtype(dtype))  # as calls get them (runtime/pool.py)
             if array.dtype.kind == "f":
                 array.fill(np.nan)  # an element the candidate never writes cannot pass the check
             arrays.append(array)
