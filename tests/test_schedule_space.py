@@ -138,3 +138,17 @@ def test_tail_tiles_are_vector_tiles_of_the_remaining_size():
     assert "for l_ in 0..8:  # vectorized" in text
     assert "for r_ in 0..5:  # unrolled" in text
     assert "acc_tail" not in text  # the scalar form's accumulator
+
+
+def test_wide_column_tails_are_whole_vectors_and_one_narrow_one():
+    """100 columns in 64-column tiles leave 36: two 16-lane vectors and a 4-lane one (a
+    36-lane vector is legal LLVM IR but several times slower)."""
+    rng = np.random.default_rng(10)
+    a = rng.standard_normal((20, 70)).astype(np.float32)
+    b = rng.standard_normal((70, 100)).astype(np.float32)
+    config = Config({"mr": 6, "nv": 4, "pack": True, "order": "cols_outer", "kc": 0, "mc": 0})
+    lowered = _run(lambda x, w: x @ w, (a, b), lambda stages: {s.out: config for s in stages})
+    text = str(lowered.loops)
+    assert "for c_ in 0..2:  # unrolled" in text
+    assert "for l_ in 0..4:  # vectorized" in text
+    assert "0..36:  # vectorized" not in text

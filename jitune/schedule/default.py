@@ -97,19 +97,27 @@ def default_config(stage: Stage, target: Target, buffers: dict[str, BufferDecl])
     if stage.kind is not StageKind.CONTRACTION:
         return Config({"nv": 4 if stage.reduce_op is not None else 1})
     active = _active(stage)
-    # 32 vector registers (AVX-512) hold an 8 x 2-vector tile; 16 (AVX2) hold 6 x 2
-    preferred = 8 if target.vector_bytes >= 64 else 6 if target.vector_bytes >= 32 else 4
-    mr = _row_tile(active[-2].extent, preferred) if len(active) >= 2 else 1
     pack = _packing_pays(stage, active, buffers)
     # with packed panels, column tiles outside row tiles keep one K x nr panel in L2 while
     # every row tile uses it (measured: 1024^3 float32, 2 threads, 8x32 tile: 260 GFLOP/s
     # against 150 with row tiles outside)
     order = "cols_outer" if pack else "rows_outer"
-    # and within 128-row blocks (the rows' 128 x 512 slice of the row operand stays in L2
-    # while every column panel passes it): 1024^3 float32, 2 threads, 293 GFLOP/s against
-    # 155 unblocked, 2048^3 287 against 219 (NumPy/OpenBLAS 302 and 319 in the same runs)
-    blocked = {"kc": 512, "mc": 128} if pack else {"kc": 0, "mc": 0}
-    return Config({"mr": mr, "nv": 2, "pack": pack, "order": order, **blocked})
+    if target.vector_bytes >= 64 and pack:
+        # 32 vector registers (AVX-512) hold a 6 x 4-vector tile: 24 FMAs per 4 loads and 6
+        # broadcasts, its K x 64 panel stays in L2, and the threads split the column panels
+        # between them. Against the 8 x 2 tile in 128-row blocks with k in 512 slices, the
+        # previous default, medians of 25 interleaved launches: 1024^3 194 GFLOP/s against
+        # 162, 2048^3 214 against 156, 512^3 121 against 108; the tuner had chosen it too.
+        preferred, nv, blocked = 6, 4, {"kc": 0, "mc": 0}
+    elif target.vector_bytes >= 64:
+        preferred, nv, blocked = 8, 2, {"kc": 0, "mc": 0}
+    else:
+        # 16 registers (AVX2) hold 6 x 2; 128-row blocks with k in 512 slices keep the rows'
+        # slice of the row operand in L2 while every column panel passes it
+        preferred = 6 if target.vector_bytes >= 32 else 4
+        nv, blocked = 2, ({"kc": 512, "mc": 128} if pack else {"kc": 0, "mc": 0})
+    mr = _row_tile(active[-2].extent, preferred) if len(active) >= 2 else 1
+    return Config({"mr": mr, "nv": nv, "pack": pack, "order": order, **blocked})
 
 
 def _packing_pays(stage: Stage, active: list[Axis], buffers: dict[str, BufferDecl]) -> bool:
@@ -233,9 +241,11 @@ def _arg_update(ctx: _Context, acc: str, value: Expr) -> tuple[Stmt, Stmt]:
 
 
 def _row_tile(extent: int, preferred: int) -> int:
-    """Rows per register tile: ``preferred``, or a divisor of ``extent`` close below it (6 for
-    12 rows rather than 8 and a 4-row tail); far below it, the full tile and a tail tile pay
-    more (1100^3 float32: 4-row tiles ran at 0.6x NumPy)."""
+    """Rows per register tile: ``preferred`` for many rows (one tail tile is cheap beside
+    them: 1100^3 float32 with 8-row tiles ran at 0.91x NumPy, with 4-row tiles at 0.61x);
+    for a few rows, a divisor close below it (6 for 12 rows rather than 8 and a 4-row tail)."""
+    if extent >= 4 * preferred:
+        return preferred
     for rows in (preferred, *(r for r in (6, 5, 4) if preferred - 2 <= r < preferred)):
         if extent % rows == 0:
             return rows
@@ -288,15 +298,23 @@ def _output_vectorized(ctx: _Context, active: list[Axis], base: dict[str, Expr])
         end = index_mul(index_add(var(tile_var), 1), size)
         return binary(BinaryOp.LE, end, iconst(extent), np.dtype(bool))
 
+    def last_columns(rows: int) -> Stmt:
+        # whole vectors, then one of the remaining lanes: a 40-lane vector (1000 columns in
+        # 64-column tiles) is legal LLVM IR but ran at a quarter of the speed of 2 x 16 + 8
+        vectors, lanes = divmod(col_rem, shape.lanes)
+        return block(
+            _tile(ctx, shape, base, rows, shape.lanes, vectors, ()) if vectors else None,
+            _tile(ctx, shape, base, rows, lanes, 1, (), vectors * shape.lanes) if lanes else None,
+        )
+
     tile: Stmt = full
     if row_rem:
         rows_tail = _tile(ctx, shape, base, row_rem, shape.lanes, shape.nv, ctx.packed)
         tile = If(whole(ut, mr, u_axis.extent), full, rows_tail)
     if col_rem:
-        cols_tail = _tile(ctx, shape, base, mr, col_rem, 1, ())
+        cols_tail = last_columns(mr)
         if row_rem:
-            corner = _tile(ctx, shape, base, row_rem, col_rem, 1, ())
-            cols_tail = If(whole(ut, mr, u_axis.extent), cols_tail, corner)
+            cols_tail = If(whole(ut, mr, u_axis.extent), cols_tail, last_columns(row_rem))
         tile = If(whole(vt, nr, v_axis.extent), tile, cols_tail)
     loops = [Axis(vt, -(-v_axis.extent // nr))]
     if u_axis is not None:
@@ -323,9 +341,11 @@ def _tile(
     lanes: int,
     nv: int,
     packed: tuple[PackedOperand, ...],
+    offset: int = 0,
 ) -> Stmt:
     """One register tile of ``mr`` rows of ``nv`` vectors of ``lanes``, at tile indices
-    ``{v}_t`` (and ``{u}_t``) of the full tile ``shape`` (a tail tile is smaller)."""
+    ``{v}_t`` (and ``{u}_t``) of the full tile ``shape``, ``offset`` columns into it (a tail
+    tile is smaller)."""
     stage = ctx.stage
     v_axis, u_axis = shape.v_axis, shape.u_axis
     vt, ut = f"{v_axis.name}_t", (f"{u_axis.name}_t" if u_axis else "")
@@ -333,7 +353,7 @@ def _tile(
     r, c, lane = var("r_"), var("c_"), var("l_")
     column = index_add(index_mul(c, lanes), lane)
     tile_index = dict(base)
-    tile_index[v_axis.name] = index_add(index_mul(var(vt), shape.nr), column)
+    tile_index[v_axis.name] = index_add(index_mul(var(vt), shape.nr), index_add(column, offset))
     if u_axis is not None:
         tile_index[u_axis.name] = index_add(index_mul(var(ut), shape.mr), r)
 
