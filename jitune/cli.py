@@ -148,6 +148,8 @@ def _tunings(rows: list[dict[str, Any]], kernel: str | None) -> dict[str, list[d
             continue
         if "gflops" not in row or "key" not in row or row.get("alias_of"):
             continue  # not a tuner's row, or a config that shares a measured program
+        if "confirmation" in row:
+            continue  # a finalist measured again after the search: not a trial
         groups.setdefault(str(row["key"]), []).append(row)
     for group in groups.values():
         group.sort(key=lambda r: (float(r.get("created", 0.0)), int(r.get("trial", 0))))

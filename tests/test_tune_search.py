@@ -24,6 +24,8 @@ def _task(n: int = 96):
 
 
 def _options(trials: int, strategy: str = "model", seed: int = 0, **extra) -> TuneOptions:
+    """The search alone: no confirmation rounds unless a test asks (they measure again)."""
+    extra.setdefault("confirm", 0)
     return TuneOptions(
         budget=Budget(trials=trials), strategy=strategy, seed=seed, progress="off", **extra
     )
@@ -142,3 +144,50 @@ def test_configs_of_one_program_are_measured_once():
     result = tune(task, _options(len(task.space), "random"), RecordBook(None), measurer)
     assert result.trials == len(measurer.seen) == len(programs)
     assert len({task.program(c) for c in measurer.seen}) == len(programs)
+
+
+class _LuckyOnce:
+    """A machine on which one config's first measurement fell in a fast spell: 5x too fast."""
+
+    def __init__(self, lucky) -> None:
+        self.lucky = lucky
+        self.calls = 0
+
+    def __call__(self, config):
+        if config == self.lucky:
+            self.calls += 1
+            if self.calls == 1:
+                return known_cost(config) / 5
+        return known_cost(config)
+
+
+def test_confirmation_rounds_take_a_lucky_measurement_back():
+    task = _task()
+    probe = FakeMeasurer()
+    tune(task, _options(8), RecordBook(None), probe)  # the first batch, proposed unmeasured
+    lucky = max(probe.seen[1:], key=known_cost)  # the slowest of the batch, lucky once
+    best = min(known_cost(c) for c in probe.seen if c != lucky)
+    assert known_cost(lucky) / 5 < best < known_cost(lucky)
+    clear_memory()
+    cost = _LuckyOnce(lucky)
+    measurer = FakeMeasurer(cost)
+    book = RecordBook(None)
+    result = tune(_task(), _options(8, confirm=2), book, measurer)
+    assert cost.calls >= 2  # measured in the batch, then again as a finalist
+    assert result.config != lucky
+    assert known_cost(result.config) == best
+    # the finalists (the best two and the default) measured twice more
+    assert len(measurer.seen) == 8 + 2 * 3
+    # the confirmed times are recorded: budget 0 later chooses what this tuning chose
+    again = tune(_task(), _options(0), book, FakeMeasurer())
+    assert again.config == result.config
+
+
+def test_no_confirmation_without_new_trials_or_with_confirm_zero():
+    book = RecordBook(None)
+    first = FakeMeasurer()
+    tune(_task(), _options(16, confirm=2), book, first)
+    assert len(first.seen) == 16 + 2 * 3
+    second = FakeMeasurer()
+    tune(_task(), _options(16, confirm=2), book, second)  # budget already spent
+    assert second.seen == []
