@@ -126,29 +126,38 @@ def test_default_configs_lie_in_their_spaces():
         assert space(stage).contains(default_config(stage, lowered.target, buffers))
 
 
-def test_tail_tiles_are_vector_tiles_of_the_remaining_size():
-    """13 x 40 outputs with 8 x 32 tiles: the last 8 columns are one 8-lane vector, the last 5
-    rows a 5-row tile, and the corner both; no element is computed by scalar code."""
-    rng = np.random.default_rng(9)
-    a = rng.standard_normal((13, 300)).astype(np.float32)
-    b = rng.standard_normal((300, 40)).astype(np.float32)
-    config = Config({"mr": 8, "nv": 2, "pack": True, "order": "cols_outer", "kc": 128, "mc": 0})
-    lowered = _run(lambda x, w: x @ w, (a, b), lambda stages: {s.out: config for s in stages})
-    text = str(lowered.loops)
-    assert "for l_ in 0..8:  # vectorized" in text
-    assert "for r_ in 0..5:  # unrolled" in text
-    assert "acc_tail" not in text  # the scalar form's accumulator
+TAILS = [
+    # 13 x 40 outputs with 8 x 32 tiles: the last 8 columns are one 8-lane vector, the last
+    # 5 rows a 5-row tile, and the corner both; no element is computed by scalar code
+    pytest.param(
+        (13, 300, 40),
+        {"mr": 8, "nv": 2, "kc": 128},
+        ["for l_ in 0..8:  # vectorized", "for r_ in 0..5:  # unrolled"],
+        ["acc_tail"],  # the scalar form's accumulator
+        id="8x32-tiles",
+    ),
+    # 100 columns in 64-column tiles leave 36: two 16-lane vectors and a 4-lane one (a
+    # 36-lane vector is legal LLVM IR but several times slower)
+    pytest.param(
+        (20, 70, 100),
+        {"mr": 6, "nv": 4, "kc": 0},
+        ["for c_ in 0..2:  # unrolled", "for l_ in 0..4:  # vectorized"],
+        ["0..36:  # vectorized"],
+        id="6x64-tiles",
+    ),
+]
 
 
-def test_wide_column_tails_are_whole_vectors_and_one_narrow_one():
-    """100 columns in 64-column tiles leave 36: two 16-lane vectors and a 4-lane one (a
-    36-lane vector is legal LLVM IR but several times slower)."""
-    rng = np.random.default_rng(10)
-    a = rng.standard_normal((20, 70)).astype(np.float32)
-    b = rng.standard_normal((70, 100)).astype(np.float32)
-    config = Config({"mr": 6, "nv": 4, "pack": True, "order": "cols_outer", "kc": 0, "mc": 0})
+@pytest.mark.parametrize(("shape", "tile", "present", "absent"), TAILS)
+def test_tail_tiles_are_vector_tiles_of_the_remaining_size(shape, tile, present, absent):
+    m, k, n = shape
+    rng = np.random.default_rng(m + n)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    config = Config({"pack": True, "order": "cols_outer", "mc": 0, **tile})
     lowered = _run(lambda x, w: x @ w, (a, b), lambda stages: {s.out: config for s in stages})
     text = str(lowered.loops)
-    assert "for c_ in 0..2:  # unrolled" in text
-    assert "for l_ in 0..4:  # vectorized" in text
-    assert "0..36:  # vectorized" not in text
+    for line in present:
+        assert line in text
+    for line in absent:
+        assert line not in text

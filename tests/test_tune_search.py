@@ -172,12 +172,12 @@ def test_confirmation_rounds_take_a_lucky_measurement_back():
     cost = _LuckyOnce(lucky)
     measurer = FakeMeasurer(cost)
     book = RecordBook(None)
-    result = tune(_task(), _options(8, confirm=2), book, measurer)
+    result = tune(_task(), _options(8, confirm=3), book, measurer)
     assert cost.calls >= 2  # measured in the batch, then again as a finalist
     assert result.config != lucky
     assert known_cost(result.config) == best
-    # the finalists (the best two and the default) measured twice more
-    assert len(measurer.seen) == 8 + 2 * 3
+    # the finalists (the best two and the default) measured three times more
+    assert len(measurer.seen) == 8 + 3 * 3
     # the confirmed times are recorded: budget 0 later chooses what this tuning chose
     again = tune(_task(), _options(0), book, FakeMeasurer())
     assert again.config == result.config
@@ -186,8 +186,8 @@ def test_confirmation_rounds_take_a_lucky_measurement_back():
 def test_no_confirmation_without_new_trials_or_with_confirm_zero():
     book = RecordBook(None)
     first = FakeMeasurer()
-    tune(_task(), _options(16, confirm=2), book, first)
-    assert len(first.seen) == 16 + 2 * 3
+    tune(_task(), _options(16, confirm=3), book, first)
+    assert len(first.seen) == 16 + 3 * 3
     second = FakeMeasurer()
-    tune(_task(), _options(16, confirm=2), book, second)  # budget already spent
+    tune(_task(), _options(16, confirm=3), book, second)  # budget already spent
     assert second.seen == []

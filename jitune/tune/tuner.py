@@ -14,7 +14,6 @@ import functools
 import hashlib
 import logging
 import re
-import statistics
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -67,7 +66,7 @@ class TuneOptions:
     timeout: float | None = (
         None  # seconds per candidate in a worker (None: from the default's time)
     )
-    confirm: int = 2
+    confirm: int = 3
     """Rounds in which the best configs and the default are measured again, interleaved,
     once the search has spent its budget (0: none); see :func:`_confirm`."""
     finalists: int = 2
@@ -506,13 +505,15 @@ def _confirm(
     options: TuneOptions,
 ) -> list[tuple[Config, MeasureResult, int]]:
     """The best ``options.finalists`` configs and the default, measured again in
-    ``options.confirm`` rounds (each in a rotated order), with the median of all their
-    samples as their time; returns (config, result, samples) per finalist.
+    ``options.confirm`` rounds (each in a rotated order), with the fastest of their samples
+    in those rounds as their time; returns (config, result, samples) per finalist.
 
     On a shared machine one measurement can land in a slow or fast spell that lasts
     seconds: a config that was lucky once can beat the default by noise alone (a batched
-    matmul's tuned config ran at 0.84 of the default's speed). Measured side by side again,
-    such a config loses its lead, which keeps the promise never to be slower than untuned.
+    matmul's tuned config ran at 0.84 of the default's speed), or the default can be unlucky
+    once. Noise only ever adds time to a kernel that does the same work every call, so each
+    finalist's fastest sample, from rounds spread over time, is its best estimate: measured
+    side by side again, a config that was lucky loses its lead.
     """
     ranked = sorted(
         (c for c, g in measured.throughput.items() if g > 0 and c not in measured.aliases),
@@ -523,16 +524,18 @@ def _confirm(
         finalists.append(task.default)
     if len(finalists) < 2 or options.confirm <= 0:
         return []
-    samples = {c: [measured.seconds[c]] for c in finalists if c in measured.seconds}
+    samples: dict[Config, list[float]] = {c: [] for c in finalists}
     for round_ in range(options.confirm):
         shift = round_ % len(finalists)
         order = finalists[shift:] + finalists[:shift]
         for config, result in zip(order, _measure(task, bench, measurer, order)):
-            if result.ok and config in samples:
+            if result.ok:
                 samples[config].append(result.seconds)
+    # only the interleaved rounds count: the search's sample of each came at another time
     return [
-        (config, MeasureResult(statistics.median(times)), len(times))
+        (config, MeasureResult(min(times)), len(times))
         for config, times in samples.items()
+        if times
     ]
 
 
