@@ -191,3 +191,25 @@ def test_no_confirmation_without_new_trials_or_with_confirm_zero():
     second = FakeMeasurer()
     tune(_task(), _options(16, confirm=3), book, second)  # budget already spent
     assert second.seen == []
+
+
+@pytest.mark.parametrize(("gain", "keeps_default"), [(1.02, True), (1.05, False)])
+def test_a_config_must_beat_the_default_by_the_margin(gain, keeps_default):
+    """Within 3% of the default (tuner.MARGIN) the default is kept: below that, differences
+    were measurement noise on the shared VM."""
+    task = _task()
+    probe = FakeMeasurer()
+    tune(task, _options(8), RecordBook(None), probe)
+    rival = probe.seen[1]
+    clear_memory()
+
+    def cost(config):
+        if config == task.default:
+            return 1e-3
+        return 1e-3 / gain if config == rival else 2e-3
+
+    book = RecordBook(None)
+    result = tune(_task(), _options(8), book, FakeMeasurer(cost))
+    assert result.config == (task.default if keeps_default else rival)
+    # and the same choice later, from the records alone
+    assert tune(_task(), _options(0), book, FakeMeasurer()).config == result.config

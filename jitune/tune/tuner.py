@@ -198,6 +198,12 @@ class TuneResult:
         return None
 
 
+MARGIN = 0.03
+"""How much faster than the default schedule a tuned config must have measured to replace it.
+Differences below it were within the spread of repeated measurements on a shared 2-core VM;
+there the default, the template's studied choice, is the better bet."""
+
+
 @dataclasses.dataclass
 class _Measured:
     """A signature's measurements so far (earlier tunings and this one)."""
@@ -226,9 +232,15 @@ class _Measured:
         """Configs measured (configs sharing a measured program not counted)."""
         return len(self.throughput) - len(self.aliases)
 
-    def best(self) -> Config | None:
+    def best(self, default: Config | None = None) -> Config | None:
+        """The fastest config that ran, or ``default`` if it ran within :data:`MARGIN` of it."""
         good = [c for c, g in self.throughput.items() if g > 0]
-        return max(good, key=lambda c: (self.throughput[c], repr(c))) if good else None
+        if not good:
+            return None
+        top = max(good, key=lambda c: (self.throughput[c], repr(c)))
+        if default in good and self.throughput[default] * (1 + MARGIN) >= self.throughput[top]:
+            return default
+        return top
 
     def train(self, model: CostModel) -> None:
         configs = [c for c in self.throughput if c not in self.aliases]
@@ -423,7 +435,7 @@ def tune(
         interrupted = True
     finally:
         progress.close()
-    best = measured.best()
+    best = measured.best(task.default)
     config = best if best is not None else task.default
     total = measured.trials
     if interrupted:
@@ -556,7 +568,7 @@ def _without_measuring(
     began: float,
 ) -> TuneResult:
     """Budget 0: the best measured config if any, else the model's top choice, else the default."""
-    best = measured.best()
+    best = measured.best(task.default)
     if best is not None:
         how = f"budget 0: best of {measured.trials} earlier trials"
         config = best
