@@ -269,6 +269,27 @@ def _history(task: TuneTask, rows: Sequence[dict[str, Any]]) -> _Measured:
     return measured
 
 
+def _record(
+    task: TuneTask, config: Config, trial: int, batch: int, options: TuneOptions
+) -> dict[str, Any]:
+    """The fields every record of ``config`` has, whatever was measured."""
+    return {
+        "kernel": task.name,
+        "signature": task.signature,
+        "family": task.family,
+        "kind": task.kind,
+        "shape": task.shape,
+        "config": to_json(config),
+        "features": [round(float(x), 5) for x in task.features(config)],
+        "features_version": feature_mod.VERSION,
+        "trial": trial,
+        "batch": batch,
+        "seed": options.seed,
+        "strategy": options.strategy,
+        "created": time.time(),
+    }
+
+
 def _alias_row(
     task: TuneTask,
     config: Config,
@@ -280,24 +301,11 @@ def _alias_row(
     """A record that ``config`` is the same program as a measured config (costs no trial;
     kept so that a resumed tuning sees exactly what an uninterrupted one saw)."""
     same = measured.aliases[config]
-    return {
-        "kernel": task.name,
-        "signature": task.signature,
-        "family": task.family,
-        "kind": task.kind,
-        "shape": task.shape,
-        "config": to_json(config),
+    return _record(task, config, trial, batch, options) | {
         "alias_of": to_json(same),
-        "features": [round(float(x), 5) for x in task.features(config)],
-        "features_version": feature_mod.VERSION,
         "seconds": measured.seconds.get(same),
         "gflops": measured.throughput[same],
         "error": None,
-        "trial": trial,
-        "batch": batch,
-        "seed": options.seed,
-        "strategy": options.strategy,
-        "created": time.time(),
     }
 
 
@@ -310,25 +318,12 @@ def _row(
     options: TuneOptions,
 ) -> dict[str, Any]:
     gflops = task.flops / result.seconds / 1e9 if result.ok and result.seconds else 0.0
-    return {
-        "kernel": task.name,
-        "signature": task.signature,
-        "family": task.family,
-        "kind": task.kind,
-        "shape": task.shape,
-        "config": to_json(config),
-        "features": [round(float(x), 5) for x in task.features(config)],
-        "features_version": feature_mod.VERSION,
+    return _record(task, config, trial, batch, options) | {
         "seconds": result.seconds if result.ok else None,
         "gflops": gflops,
         "error": None if result.error is None else result.error.value,
         "message": result.message,
         "compile_seconds": result.compile_seconds,
-        "trial": trial,
-        "batch": batch,
-        "seed": options.seed,
-        "strategy": options.strategy,
-        "created": time.time(),
     }
 
 
@@ -423,12 +418,10 @@ def tune(
                 if options.strategy == "model":
                     measured.train(model)
         if trials and (deadline is None or time.monotonic() < deadline):
-            rows = [
-                _row(task, config, result, earlier + trials, batch_number, options)
-                | {"confirmation": samples}
-                for config, result, samples in _confirm(task, bench, measurer, measured, options)
-            ]
-            for row, config in zip(rows, (from_json(r["config"], task.space) for r in rows)):
+            rows = []
+            for config, result, samples in _confirm(task, bench, measurer, measured, options):
+                row = _row(task, config, result, earlier + trials, batch_number, options)
+                rows.append(row | {"confirmation": samples})
                 measured.add(config, row["gflops"], row["seconds"], task.features(config))
             book.add(task.key, rows)
     except KeyboardInterrupt:
