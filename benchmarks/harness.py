@@ -844,15 +844,16 @@ def _openblas_threads() -> int | None:
 
 
 def _opencl_queue() -> tuple[Any, str | None]:
-    """A queue on the first OpenCL CPU device, or (None, why not)."""
+    """A queue on the first OpenCL CPU device that builds programs, or (None, why not)."""
     cl, why = _import_optional("pyopencl")
     if cl is None:
         return None, why
-    for platform_ in cl.get_platforms():
-        for device in platform_.get_devices():
-            if device.type & cl.device_type.CPU:
-                return cl.CommandQueue(cl.Context([device])), None
-    return None, "no OpenCL CPU device"
+    from jitune.runtime.opencl import unavailable_reason, working_devices
+
+    for device in working_devices():
+        if device.type & cl.device_type.CPU:
+            return cl.CommandQueue(cl.Context([device])), None
+    return None, f"no OpenCL CPU device that builds programs ({unavailable_reason()})"
 
 
 def load_peers() -> tuple[dict[str, Any], list[str]]:

@@ -37,6 +37,7 @@ import pyopencl.array as cl_array  # noqa: E402
 from workloads import dense, gelu, layernorm, matmul, softmax  # noqa: E402
 
 import jitune  # noqa: E402
+from jitune.runtime.opencl import unavailable_reason, working_devices  # noqa: E402
 
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "opencl_bench.json"
 
@@ -56,12 +57,12 @@ def workloads(gpu: bool) -> list[tuple[str, Callable[..., Any], list[tuple[int, 
 
 
 def pick_queue(kind: str) -> cl.CommandQueue:
+    """A queue on the first device of ``kind`` ("cpu", "gpu" or "any") that builds programs."""
     wanted = {"cpu": cl.device_type.CPU, "gpu": cl.device_type.GPU}.get(kind)
-    for p in cl.get_platforms():
-        for d in p.get_devices():
-            if wanted is None or d.type & wanted:
-                return cl.CommandQueue(cl.Context([d]))
-    raise SystemExit(f"no OpenCL {kind} device found")
+    for d in working_devices():
+        if wanted is None or d.type & wanted:
+            return cl.CommandQueue(cl.Context([d]))
+    raise SystemExit(f"no OpenCL {kind} device that builds programs: {unavailable_reason()}")
 
 
 def timed(run: Callable[[], Any], sync: Callable[[], None], number: int) -> float:

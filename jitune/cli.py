@@ -53,6 +53,22 @@ def _with_store(action: Callable[[argparse.Namespace, Any, Store], int]) -> Call
     return run
 
 
+def _opencl_devices(out: Any) -> None:
+    """Every OpenCL device pyopencl lists, and whether it builds programs (a driver can list
+    a device it cannot compile for)."""
+    from .runtime import opencl
+
+    devices = opencl.all_devices()
+    if not devices:
+        print(f"opencl devices: none ({opencl.unavailable_reason()})", file=out)
+        return
+    print("opencl devices:", file=out)
+    for device in devices:
+        problem = opencl.problem_of(device)
+        status = "builds programs" if problem is None else f"UNUSABLE: {problem}"
+        print(f"  {opencl.describe(device)}: {status}", file=out)
+
+
 def _info(args: argparse.Namespace, out: Any) -> int:
     settings = config.get()
     print(f"jitune {__version__}", file=out)
@@ -66,6 +82,7 @@ def _info(args: argparse.Namespace, out: Any) -> int:
                 file=out,
             )
             print(f"    fingerprint: {target.fingerprint()}", file=out)
+    _opencl_devices(out)
     store = open_store(settings)
     if store is None:
         print(f"cache: off ({settings.cache_dir})", file=out)

@@ -31,5 +31,10 @@ class CompileError(JituneError, RuntimeError):
     """Code generation or machine-code compilation failed; this is a jitune bug."""
 
 
+class DeviceError(JituneError, RuntimeError):
+    """A device or its driver cannot run jitune's programs (an installation problem, not a
+    jitune bug): the message says which device, what failed and what to do about it."""
+
+
 class ConfigError(JituneError, ValueError):
     """A ``JITUNE_*`` setting has a value that cannot be used."""

@@ -23,19 +23,17 @@ from test_cuda_codegen import CASES, IDS
 import jitune
 from jitune.frontend.kernel import _spec
 from jitune.pipeline import compute_program, lower_graph, stage_spaces
+from jitune.runtime import opencl as opencl_runtime
 
 
 def _queue():
-    try:
-        import pyopencl as cl
-
-        for platform in cl.get_platforms():
-            devices = platform.get_devices()
-            if devices:
-                return cl.CommandQueue(cl.Context(devices[:1]))
-    except Exception:  # no pyopencl, no ICD loader, no platform  # noqa: BLE001
+    """A queue on the device jitune itself would choose (the first that builds programs)."""
+    devices = opencl_runtime.working_devices()
+    if not devices:
         return None
-    return None
+    import pyopencl as cl
+
+    return cl.CommandQueue(cl.Context(devices[:1]))
 
 
 QUEUE = _queue()
@@ -43,8 +41,8 @@ pytestmark = [
     pytest.mark.opencl,
     pytest.mark.skipif(
         QUEUE is None,
-        reason="needs an OpenCL device (pip install pyopencl "
-        "pocl-binary-distribution gives a CPU one)",
+        reason="needs an OpenCL device that builds programs: "
+        + (opencl_runtime.unavailable_reason() if QUEUE is None else ""),
     ),
 ]
 # each example builds an OpenCL program (about a second on PoCL): few examples, no shrinking
@@ -226,8 +224,8 @@ def test_a_warm_process_builds_nothing(cache_dir):
     script = textwrap.dedent(
         """
         import numpy as np, pyopencl as cl, pyopencl.array as cla, jitune
-        device = [d for p in cl.get_platforms() for d in p.get_devices()][0]
-        queue = cl.CommandQueue(cl.Context([device]))
+        from jitune.runtime.opencl import working_devices
+        queue = cl.CommandQueue(cl.Context(working_devices()[:1]))
         f = jitune.kernel(lambda x: np.exp(x) + 1)
         out = f(cla.to_device(queue, np.linspace(0, 1, 100, dtype=np.float32)))
         assert np.allclose(out.get(), np.exp(np.linspace(0, 1, 100)) + 1, rtol=1e-5)

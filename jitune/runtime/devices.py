@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 from .. import config
-from ..errors import ArgumentError
+from ..errors import ArgumentError, DeviceError
 from .base import Device
 from .cpu import CpuDevice
 from .cuda import CudaDevice
-from .opencl import OpenclDevice
+from .opencl import OpenclDevice, unavailable_reason
 
 DEVICES: tuple[Device, ...] = (CpuDevice(), CudaDevice(), OpenclDevice())
 """Registered devices, in the order dispatch asks them."""
@@ -53,10 +53,9 @@ def device_of(args: Sequence[Any], name: str) -> Device:
             "(pip install nvidia-cuda-nvrtc-cu12)"
         )
     if library == "pyopencl":
-        raise ArgumentError(
+        raise DeviceError(
             f"{name}: pyopencl arrays need the opencl backend, which cannot run in this "
-            "process: pyopencl finds no OpenCL platform (pip install pocl-binary-distribution "
-            "gives a CPU device)"
+            f"process: {unavailable_reason()}"
         )
     raise ArgumentError(f"{name}: no jitune device runs {library} arrays (JITUNE_TARGET={forced})")
 

@@ -13,6 +13,13 @@ driver, another process's device) gets the source built instead.
 
 Without an OpenCL device, :func:`default_target` still lets ``f.lower(..., target="opencl")``
 render OpenCL C (for a generic device with 256 work-items per group and 32 KiB local memory).
+
+Every device is probed once per process by building a one-line kernel (:func:`problem_of`):
+an OpenCL driver can list a device and still fail every build, as the PoCL that pip installs
+(PoCL 3.0 on LLVM 14) does on CPUs newer than its LLVM ("unknown target CPU 'generic'" on an
+AMD Zen 5). Unbound, jitune renders for and runs on the first device that builds; a device
+that builds nothing is reported as a :class:`~jitune.errors.DeviceError` that says what to
+install, never as a jitune bug.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import numpy as np
 
 from ..codegen import c_source
 from ..codegen import opencl as opencl_codegen
-from ..errors import ArgumentError, CompileError
+from ..errors import ArgumentError, CompileError, DeviceError
 from ..ir.loops import LoopProgram
 from . import packed
 from .target import Target
@@ -80,13 +87,105 @@ def unpack(binary: bytes) -> tuple[dict[str, Any], bytes]:
     return meta, program_binary
 
 
+PROBE_SOURCE = "__kernel void jitune_probe(__global float *x) { x[get_global_id(0)] += 1.0f; }"
+"""The kernel every device must build before jitune trusts it."""
+
+INSTALL_ADVICE = (
+    "The PoCL that pip installs with pyopencl (PoCL 3.0 on LLVM 14) cannot compile for CPUs "
+    "newer than its LLVM, such as AMD Zen 5. Install a newer OpenCL driver from the system's "
+    "packages (Debian/Ubuntu: `apt-get install pocl-opencl-icd`; Fedora: `dnf install "
+    "pocl`); pyopencl then lists it beside the pip one and jitune uses the device that works"
+)
+
+
+def describe(device: Any) -> str:
+    """A device as users see it: its name and its platform's version ("OpenCL 3.0 PoCL 3.1")."""
+    version = device.platform.version.strip().split("  ")[0]
+    return f"{device.name.strip()} ({version})"
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of a driver's error that says what went wrong."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if "error" in line.lower() and "build" not in line.lower():
+            return line[:300]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+def _build_program(context: Any, device: Any, source: str) -> Any:
+    cl = _cl()
+    with warnings.catch_warnings():  # compiler output arrives as a warning
+        warnings.simplefilter("ignore")
+        return cl.Program(context, source).build(devices=[device])
+
+
+@functools.cache
+def _probe(device: Any) -> str | None:
+    try:
+        _build_program(_cl().Context([device]), device, PROBE_SOURCE)
+    except Exception as exc:  # noqa: BLE001 - any driver failure means the device is unusable
+        return _first_line(exc)
+    return None
+
+
+def problem_of(device: Any) -> str | None:
+    """None if ``device`` builds OpenCL programs, else a message saying what failed (the
+    driver's first error line) and what to do. Probed once per device and process."""
+    error = _probe(device)
+    if error is None:
+        return None
+    return f"OpenCL device {describe(device)} cannot build any program ({error}). " + INSTALL_ADVICE
+
+
+def all_devices() -> list[Any]:
+    """Every device of every OpenCL platform pyopencl finds (none without pyopencl or an ICD
+    loader)."""
+    try:
+        cl = _cl()
+        return [d for platform in cl.get_platforms() for d in platform.get_devices()]
+    except Exception:  # noqa: BLE001 - ImportError, no ICD loader, no platform
+        return []
+
+
+def working_devices() -> list[Any]:
+    """The devices that build programs, in the platforms' order."""
+    return [device for device in all_devices() if problem_of(device) is None]
+
+
+def unavailable_reason() -> str:
+    """Why no OpenCL device can run jitune's programs in this process."""
+    devices = all_devices()
+    if not devices:
+        return (
+            "pyopencl finds no OpenCL platform (pip install pyopencl gives PoCL, a CPU "
+            "device; GPUs need their vendor's OpenCL driver)"
+        )
+    return " ".join(problem_of(device) or "" for device in devices).strip()
+
+
+@functools.cache
+def _warn_skipped() -> None:
+    """Once per process: the devices jitune passes over because they build nothing."""
+    broken = [d for d in all_devices() if problem_of(d) is not None]
+    if broken and working_devices():
+        names = ", ".join(describe(d) for d in broken)
+        warnings.warn(
+            f"jitune: OpenCL device(s) {names} cannot build programs and are not used "
+            f"({_probe(broken[0])}); using {describe(working_devices()[0])}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def _build(context: Any, device: Any, source: str) -> Any:
     cl = _cl()
     try:
-        with warnings.catch_warnings():  # compiler output arrives as a warning
-            warnings.simplefilter("ignore")
-            return cl.Program(context, source).build(devices=[device])
+        return _build_program(context, device, source)
     except cl.Error as exc:
+        problem = problem_of(device)
+        if problem is not None:  # the device builds nothing: not this program's fault
+            raise DeviceError(problem) from None
         raise CompileError(f"OpenCL build failed on {device.name.strip()}: {exc}") from exc
 
 
@@ -187,13 +286,9 @@ class OpenclDevice:
 
     @functools.cache  # noqa: B019 - a few instances per process
     def available(self) -> bool:
-        if self.queue is not None:
-            return True
-        try:
-            cl = _cl()
-            return any(p.get_devices() for p in cl.get_platforms())
-        except Exception:  # ImportError, no ICD loader, no platform
-            return False
+        """Bound: always (the arrays' device is the user's choice). Unbound: whether some
+        device builds programs (see :func:`problem_of`)."""
+        return self.queue is not None or bool(working_devices())
 
     def bind(self, args: Sequence[Any], name: str) -> OpenclDevice:
         """This device on the queue of the pyopencl arrays in ``args``."""
@@ -203,14 +298,11 @@ class OpenclDevice:
     def _device(self) -> Any | None:
         if self.queue is not None:
             return self.queue.device
-        if not self.available():
+        devices = working_devices()
+        if not devices:
             return None
-        cl = _cl()
-        for platform in cl.get_platforms():
-            devices = platform.get_devices()
-            if devices:
-                return devices[0]
-        return None
+        _warn_skipped()
+        return devices[0]
 
     def target(self) -> Target:
         device = self._device()
@@ -251,5 +343,5 @@ def _default_queue() -> Any:
     cl = _cl()
     device = OpenclDevice()._device()
     if device is None:
-        raise CompileError("no OpenCL device is available in this process")
+        raise DeviceError(f"no OpenCL device can run jitune's programs: {unavailable_reason()}")
     return cl.CommandQueue(cl.Context([device]))
