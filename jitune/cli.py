@@ -64,9 +64,11 @@ def _opencl_devices(out: Any) -> None:
         return
     print("opencl devices:", file=out)
     for device in devices:
-        problem = opencl.problem_of(device)
-        status = "builds programs" if problem is None else f"UNUSABLE: {problem}"
+        failure = opencl.build_failure(device)
+        status = "builds programs" if failure is None else f"UNUSABLE: {failure}"
         print(f"  {opencl.describe(device)}: {status}", file=out)
+    if not opencl.working_devices():
+        print(f"  {opencl.INSTALL_ADVICE}", file=out)
 
 
 def _info(args: argparse.Namespace, out: Any) -> int:

@@ -106,3 +106,19 @@ def test_no_platform_at_all_says_so(fake_devices):
     assert opencl.working_devices() == []
     assert "no OpenCL platform" in opencl.unavailable_reason()
     assert opencl.OpenclDevice().available() is False
+
+
+def test_jitune_info_lists_each_device_with_its_state(fake_devices):
+    """``jitune info``'s device list: each device's state; the advice only where none works."""
+    import io
+
+    from jitune import cli
+
+    fake_devices(FakeDevice("old-pocl", False), FakeDevice("new-pocl", True))
+    out = io.StringIO()
+    cli._opencl_devices(out)  # the OpenCL part of `jitune info`
+    text = out.getvalue()
+    assert "old-pocl (OpenCL 3.0 old-pocl-driver): UNUSABLE" in text
+    assert "unknown target CPU 'generic'" in text
+    assert "new-pocl (OpenCL 3.0 new-pocl-driver): builds programs" in text
+    assert "apt-get install" not in text  # one device works: no advice needed

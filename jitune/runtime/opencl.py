@@ -91,7 +91,7 @@ PROBE_SOURCE = "__kernel void jitune_probe(__global float *x) { x[get_global_id(
 """The kernel every device must build before jitune trusts it."""
 
 INSTALL_ADVICE = (
-    "The PoCL that pip installs with pyopencl (PoCL 3.0 on LLVM 14) cannot compile for CPUs "
+    "Its OpenCL driver fails on this machine. The PoCL that pip installs with pyopencl (PoCL 3.0 on LLVM 14) cannot compile for CPUs "
     "newer than its LLVM, such as AMD Zen 5. Install a newer OpenCL driver from the system's "
     "packages (Debian/Ubuntu: `apt-get install pocl-opencl-icd`; Fedora: `dnf install "
     "pocl`); pyopencl then lists it beside the pip one and jitune uses the device that works"
@@ -105,12 +105,12 @@ def describe(device: Any) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    """The first line of a driver's error that says what went wrong."""
+    """What a driver's error says went wrong: its first ``error:`` line, or its first line
+    (pyopencl repeats the failing call's name; that is said once)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    for line in lines:
-        if "error" in line.lower() and "build" not in line.lower():
-            return line[:300]
-    return (lines[0] if lines else type(exc).__name__)[:300]
+    errors = [line for line in lines if "error:" in line.lower()]
+    line = (errors or lines or [type(exc).__name__])[0]
+    return " - ".join(dict.fromkeys(line.split(" - ")))[:300]
 
 
 def _build_program(context: Any, device: Any, source: str) -> Any:
@@ -129,13 +129,21 @@ def _probe(device: Any) -> str | None:
     return None
 
 
+def build_failure(device: Any) -> str | None:
+    """None if ``device`` builds programs, else which device failed and the driver's error."""
+    error = _probe(device)
+    return (
+        None
+        if error is None
+        else f"OpenCL device {describe(device)} cannot build any program ({error})"
+    )
+
+
 def problem_of(device: Any) -> str | None:
     """None if ``device`` builds OpenCL programs, else a message saying what failed (the
     driver's first error line) and what to do. Probed once per device and process."""
-    error = _probe(device)
-    if error is None:
-        return None
-    return f"OpenCL device {describe(device)} cannot build any program ({error}). " + INSTALL_ADVICE
+    failure = build_failure(device)
+    return None if failure is None else f"{failure}. {INSTALL_ADVICE}"
 
 
 def all_devices() -> list[Any]:
@@ -161,7 +169,8 @@ def unavailable_reason() -> str:
             "pyopencl finds no OpenCL platform (pip install pyopencl gives PoCL, a CPU "
             "device; GPUs need their vendor's OpenCL driver)"
         )
-    return " ".join(problem_of(device) or "" for device in devices).strip()
+    failures = [f for f in map(build_failure, devices) if f is not None]
+    return "; ".join(failures) + f". {INSTALL_ADVICE}"
 
 
 @functools.cache
