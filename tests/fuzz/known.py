@@ -1,0 +1,87 @@
+"""Known open bugs the fuzzer finds, so that CI (``--known``) stays green while they are
+being fixed. Each entry names its bug; remove it with the fix, so the table shrinks to empty.
+
+A finding matches an entry by its kind, its message and the program's source; the match is
+kept narrow so that a new bug of the same shape is not hidden for long.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+
+from .compare import Finding
+from .program import Program
+
+
+@dataclasses.dataclass(frozen=True)
+class Known:
+    name: str
+    bug: str
+    matches: Callable[[Program, Finding], bool]
+
+
+def _numpy_subnormal(finding: Finding) -> bool:
+    match = re.search(r"NumPy (?:np\.float\d+\()?(-?[\d.e+-]+)", finding.message)
+    try:
+        value = abs(float(match.group(1))) if match else 0.0
+    except ValueError:
+        return False
+    return 0.0 < value < 2.3e-308 or (0.0 < value < 1.2e-38 and "float32" in finding.message)
+
+
+def _source(program: Program) -> str:
+    return program.function_source()
+
+
+KNOWN: tuple[Known, ...] = (
+    Known(
+        "int-power-negative",
+        "integer x ** negative constant returns 0 instead of raising (NumPy: ValueError)",
+        lambda p, f: f.kind == "accepted" and "negative integer powers" in f.message,
+    ),
+    Known(
+        "einsum-repeated-index-extent",
+        "np.einsum('ii->i', ones((3, 1))) is accepted: a repeated subscript's extents are "
+        "not checked",
+        lambda p, f: f.kind == "accepted" and "collapsing index" in f.message,
+    ),
+    Known(
+        "signed-zero-constants",
+        "-0.0 and 0.0 constants are merged, so (x + -0.0) / 0.0 gets the wrong sign",
+        lambda p, f: f.kind == "mismatch" and "-0.0" in _source(p),
+    ),
+    Known(
+        "subnormal-broadcast-division",
+        "division by a row-broadcast divisor is wrong for subnormal quotients",
+        lambda p, f: (
+            f.kind == "mismatch"
+            and bool(re.search(r"/|divide", _source(p)))
+            and _numpy_subnormal(f)
+        ),
+    ),
+    Known(
+        "int-mean-int-dtype",
+        "x.astype(np.int32).mean(dtype=np.int32) raises NotImplementedError (TRUEDIV on i32)",
+        lambda p, f: f.exception == "NotImplementedError" and "TRUEDIV on i" in f.message,
+    ),
+    Known(
+        "einsum-elementwise-keyerror",
+        "np.einsum('d,d->d', a, b) + c raises KeyError 'i0'",
+        lambda p, f: f.exception == "KeyError" and "einsum" in _source(p),
+    ),
+    Known(
+        "full-like-array-fill",
+        "np.full_like(np.ones(()), np.ones(1)) raises ShapeError (NumPy casts the size-1 fill)",
+        lambda p, f: f.exception == "ShapeError" and "full_like" in f.message,
+    ),
+)
+
+
+def known_bug(program: Program, finding: Finding) -> Known | None:
+    """The entry of ``KNOWN`` this finding is an instance of, or None."""
+    for entry in KNOWN:
+        if entry.matches(program, finding):
+            return entry
+    return None
