@@ -126,7 +126,8 @@ def _elementwise(op: str, values: list[Any], errors: list[np.ndarray], result: A
         if op in ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal"):
             return _discontinuous(np.abs(x[0] - x[1]) <= e[0] + e[1], inexact)
         if op in ("logical_not", "logical_and", "logical_or", "logical_xor", "astype"):
-            near_zero = np.logical_or.reduce([np.abs(v) <= err for v, err in zip(x, e)])
+            # (written so that a NaN operand with an infinite bound counts as near zero)
+            near_zero = np.logical_or.reduce([~(np.abs(v) > err) for v, err in zip(x, e)])
             return _discontinuous(near_zero, inexact)
         if op == "isnan":
             return np.where(inexact > 0, np.inf, 0.0)

@@ -134,7 +134,7 @@ def run_pool(
             if worker is None:
                 worker, ran = Worker(env), []
             answer = worker.ask(seed, timeout)
-            if "failure" in answer:
+            if answer.get("failure") in ("crash", "hang"):
                 answer = isolate(seed, ran, env, timeout)
                 worker = None
             else:
