@@ -65,6 +65,15 @@ def _operand_error(expr: str, env: dict[str, Any], errors: dict[str, np.ndarray]
     return np.full(shape, np.inf if inexact else 0.0)
 
 
+def _zero_sign_open(result: Any) -> np.ndarray:
+    """The sign of a zero maximum or minimum is not specified (max(-0.0, 0.0) may be
+    either): a zero result gets the least nonzero bound, which waives the sign check."""
+    array = np.asarray(result)
+    if array.dtype.kind != "f":
+        return np.zeros(array.shape)
+    return np.where(array == 0, float(np.finfo(array.dtype).smallest_subnormal), 0.0)
+
+
 def _discontinuous(moved: np.ndarray, error: np.ndarray) -> np.ndarray:
     """0 where the result is exact, inf where an inexact operand may move it (``moved``)."""
     return np.where((error > 0) & moved, np.inf, 0.0)
@@ -86,8 +95,10 @@ def _elementwise(op: str, values: list[Any], errors: list[np.ndarray], result: A
             "logical_not", "logical_and", "logical_or", "logical_xor", "sign", "astype",
         }:  # fmt: skip
             return np.where(inexact > 0, np.inf, 0.0)  # integer arithmetic: exact or unknown
-        if op in ("negative", "positive", "absolute", "fabs", "maximum", "minimum", "clip"):
+        if op in ("negative", "positive", "absolute", "fabs"):
             return inexact.copy()
+        if op in ("maximum", "minimum", "clip"):
+            return inexact + _zero_sign_open(result)
         if op in ("add", "subtract"):
             return e[0] + e[1] + rounding
         if op == "multiply":
@@ -152,7 +163,7 @@ def _reduction(node: Any, value: Any, error: np.ndarray, result: Any) -> np.ndar
         if name in ("argmax", "argmin"):
             return fit(np.where(worst > 0, np.inf, 0.0))
         if name in ("max", "min"):
-            return fit(worst)
+            return fit(worst) + _zero_sign_open(result)
         kind = np.asarray(result).dtype.kind
         if kind != "f":
             return fit(np.where(worst > 0, np.inf, 0.0))

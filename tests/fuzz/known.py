@@ -72,8 +72,8 @@ KNOWN: tuple[Known, ...] = (
     ),
     Known(
         "einsum-elementwise-keyerror",
-        "np.einsum('d,d->d', a, b) + c raises KeyError 'i0'",
-        lambda p, f: f.exception == "KeyError" and "einsum" in _source(p),
+        "np.einsum('d,d->d', a, b) + c raises KeyError 'i0' (also np.tensordot(a, b, axes=0) + c)",
+        lambda p, f: f.exception == "KeyError" and bool(re.search(r"einsum|tensordot", _source(p))),
     ),
     Known(
         "full-like-array-fill",
