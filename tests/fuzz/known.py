@@ -75,6 +75,24 @@ KNOWN: tuple[Known, ...] = (
         "np.einsum('d,d->d', a, b) + c raises KeyError 'i0' (also np.tensordot(a, b, axes=0) + c)",
         lambda p, f: f.exception == "KeyError" and bool(re.search(r"einsum|tensordot", _source(p))),
     ),
+    # found by this fuzzer, reported, not yet assigned (both in frontend/numpy_api.py):
+    Known(
+        "swapaxes-0d-indexerror",
+        "np.swapaxes(zero_d, 0, 0) raises IndexError (not a JituneError; NumPy: AxisError)",
+        lambda p, f: (
+            f.kind == "wrong-exception" and f.exception == "IndexError" and "swapaxes" in _source(p)
+        ),
+    ),
+    Known(
+        "full-like-unrepresentable-int-fill",
+        "np.full_like(int_array, nan / inf / 1e30) raises ValueError/OverflowError (not a "
+        "JituneError; NumPy casts with a RuntimeWarning)",
+        lambda p, f: (
+            f.kind == "exception"
+            and f.exception in ("ValueError", "OverflowError")
+            and "full_like" in _source(p)
+        ),
+    ),
     Known(
         "full-like-array-fill",
         "np.full_like(np.ones(()), np.ones(1)) raises ShapeError (NumPy casts the size-1 fill)",
