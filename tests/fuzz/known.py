@@ -94,6 +94,16 @@ KNOWN: tuple[Known, ...] = (
         ),
     ),
     Known(
+        "python-scalar-arithmetic-strong",
+        "arithmetic on a Python scalar argument (n % 5, n + 1) makes a strong int64/float64 "
+        "value, so int32_array ** (n % 5) is int64 (NumPy, where n % 5 is a Python int: int32)",
+        lambda p, f: (
+            f.kind == "mismatch"
+            and bool(re.search(r"dtype (int64|float64), NumPy (int32|float32|bool)", f.message))
+            and any(i.kind == "python" for i in p.inputs)
+        ),
+    ),
+    Known(
         "full-like-array-fill",
         "np.full_like(np.ones(()), np.ones(1)) raises ShapeError (NumPy casts the size-1 fill)",
         lambda p, f: f.exception == "ShapeError" and "full_like" in f.message,
