@@ -47,6 +47,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="seconds one program may take before it counts as a hang",
     )
     parser.add_argument(
+        "--budget",
+        type=int,
+        default=0,
+        help="tuning trials per program (default 0: the default schedule); every candidate "
+        "of a tuning is checked against the reference, and the tuned kernel against NumPy",
+    )
+    parser.add_argument(
         "--known", action="store_true", help="known open bugs (known.py) do not fail the run"
     )
     parser.add_argument(
@@ -154,12 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     limit = 0 if args.long else args.time_limit
     print(
         f"fuzz: seed {seed}, {programs} programs (seeds {seed}..{seed + programs - 1}), "
-        f"{args.jobs} workers{f', time limit {limit:g} s' if limit else ''}",
+        f"{args.jobs} workers, budget {args.budget}{f', time limit {limit:g} s' if limit else ''}",
         flush=True,
     )
     tally = _Tally(programs, args.known)
     deadline = time.monotonic() + limit if limit else float("inf")
-    env = worker_environment(args.shrink_seconds)
+    env = worker_environment(args.shrink_seconds, args.budget)
     run_pool(
         iter(range(seed, seed + programs)),
         args.jobs,

@@ -20,12 +20,12 @@ _PACKAGE = __package__ or "tests.fuzz"
 _ROOT = Path(__file__).resolve().parents[len(_PACKAGE.split("."))]
 
 
-def worker_environment(shrink_seconds: float) -> dict[str, str]:
-    """The workers' environment: no tuning, one thread per worker (the pool runs in
-    parallel), and this package importable."""
+def worker_environment(shrink_seconds: float, budget: int = 0) -> dict[str, str]:
+    """The workers' environment: tuning with ``budget`` trials per signature (0: none),
+    two threads per worker, and this package importable."""
     env = dict(os.environ)
     env.update(
-        JITUNE_BUDGET="0",
+        JITUNE_BUDGET=str(budget),
         JITUNE_DISABLE_CACHE="0",
         JITUNE_NUM_THREADS=env.get("JITUNE_NUM_THREADS", "2"),
         JITUNE_PROGRESS="0",

@@ -8,6 +8,7 @@ runs on NumPy arrays and through ``jitune.kernel``, and prints as a standalone r
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -109,9 +110,10 @@ class Program:
         setting = "os.environ['JITUNE_PARALLEL_MIN_WORK'] = '1'\n" if self.parallel else ""
         inputs = "\n".join(i.source() for i in self.inputs)
         names = ", ".join(i.name for i in self.inputs)
+        budget = os.environ.get("JITUNE_BUDGET", "0")  # the worker's: 0 unless --budget
         return (
             "import os\n"
-            "os.environ['JITUNE_BUDGET'] = '0'\n"
+            f"os.environ['JITUNE_BUDGET'] = {budget!r}\n"
             f"{setting}"
             "import numpy as np\nimport jitune\n\n"
             f"{inputs}\n\n{self.function_source()}\n\n"
