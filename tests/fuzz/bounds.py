@@ -166,6 +166,12 @@ def _reduction(node: Any, value: Any, error: np.ndarray, result: Any) -> np.ndar
             return fit(worst) + _zero_sign_open(result)
         kind = np.asarray(result).dtype.kind
         if kind != "f":
+            if array.dtype.kind == "f" and kind in "iu":
+                # an integer dtype= casts each float term first: NaN, inf and values out of
+                # the integer's range convert to something unspecified (NumPy warns)
+                info = np.iinfo(np.asarray(result).dtype)
+                wild = ~(np.abs(_f64(array)) < min(float(info.max), 2.0**62))
+                worst = np.maximum(worst, np.max(np.where(wild, np.inf, 0.0), **keep, initial=0.0))
             return fit(np.where(worst > 0, np.inf, 0.0))
         eps = _eps(np.asarray(result).dtype)
         magnitude = np.sum(_finite_abs(array), **keep)
