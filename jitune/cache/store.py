@@ -8,6 +8,7 @@ warning: jitune then keeps compiled kernels in memory only, as with ``JITUNE_DIS
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -27,6 +28,7 @@ from ..config import Settings
 from .artifact import Artifact, CorruptArtifact, read_meta, unpack
 from .disk import SafeDisk, UnsafeEntry
 from .key import SCHEMA_VERSION, CacheKey
+from .lock import LEASE_SECONDS, POLL_SECONDS, RENEW_SECONDS, Heartbeat, Holder, is_dead
 
 log = logging.getLogger("jitune.cache")
 T = TypeVar("T")
@@ -70,6 +72,8 @@ class Store:
             timeout=10,
         )
         self.broken = False
+        # what happened, for logs and tests: lock_taken_from_dead_owner, lock_renewed, ...
+        self.events: collections.Counter[str] = collections.Counter()
 
     # -- failure handling ----------------------------------------------------------------------
     def _guard(self, operation: Callable[[], T], default: T) -> T:
@@ -138,24 +142,77 @@ class Store:
         """Hold the build lock of ``key`` while the block runs, yielding True.
 
         If another process holds it, wait (up to ``wait`` seconds) until ``ready()`` is true
-        or the lock is free. Yields False when the wait ran out without the lock: the caller
-        builds anyway but should not store the result.
+        or the lock is free; a holder that died on this host, or whose lease ran out, gives it
+        up at once (see ``lock.py``). While the block runs, a heartbeat thread renews the
+        lease. Yields False when the wait ran out without the lock (the holder is alive and
+        still building): the caller builds without tuning and does not store the result.
         """
         name = f"lock:{key.digest}"
-        owner = f"{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex}"
+        me = Holder.mine()
         deadline = time.monotonic() + wait
+        began = time.monotonic()
         acquired = False
         while not self.broken:
-            # expire: a process that dies while building frees the lock after a while
-            acquired = self._guard(lambda: self.cache.add(name, owner, expire=max(wait, 30)), False)
-            if acquired or ready() or time.monotonic() > deadline:
+            acquired = self._guard(lambda: self._take_lock(name, me, began), False)
+            if acquired or ready():
                 break
-            time.sleep(0.005)
+            if time.monotonic() > deadline:
+                self.events["lock_wait_ran_out"] += 1
+                break
+            time.sleep(POLL_SECONDS)
+        if not acquired:
+            yield self.broken
+            return
         try:
-            yield acquired or self.broken
+            renew = lambda: self._guard(lambda: self._renew_lock(name, me), False)  # noqa: E731
+            with Heartbeat(renew, RENEW_SECONDS):
+                yield True
         finally:
-            if acquired:
-                self._guard(lambda: self.cache.delete(name), None)
+            self._guard(lambda: self._release_lock(name, me), None)
+
+    def _lock_holder(self, name: str) -> tuple[bool, Holder | None]:
+        """Whether lock row ``name`` is taken (and not expired), and who it names."""
+        text = self._get(name)
+        return text is not None, Holder.from_text(text)
+
+    def _take_lock(self, name: str, me: Holder, began: float) -> bool:
+        """Take lock ``name`` for ``me`` if it is free or its holder is dead; True if taken.
+
+        One transaction: of several waiters that find the same dead holder, one takes over.
+        """
+        with self.cache.transact():
+            taken, holder = self._lock_holder(name)
+            if taken and (holder is None or not is_dead(holder)):
+                return False  # alive, or a row only its expiry can free (not written by us)
+            if holder is not None:
+                self.events["lock_taken_from_dead_owner"] += 1
+                log.info(
+                    "jitune: took over the build lock %s from pid %d, which is not running "
+                    "(waited %.3f s)",
+                    name,
+                    holder.pid,
+                    time.monotonic() - began,
+                )
+            self.cache.set(name, me.to_text(), expire=LEASE_SECONDS)
+            return True
+
+    def _renew_lock(self, name: str, me: Holder) -> bool:
+        """Extend ``me``'s lease on lock ``name``; False once another process holds it."""
+        with self.cache.transact():
+            taken, holder = self._lock_holder(name)
+            if taken and holder != me:
+                log.warning("jitune: lost the build lock %s to pid %s", name, holder and holder.pid)
+                return False
+            # also puts back a row the size limit evicted while we were building
+            self.cache.set(name, me.to_text(), expire=LEASE_SECONDS)
+            self.events["lock_renewed"] += 1
+            return True
+
+    def _release_lock(self, name: str, me: Holder) -> None:
+        """Delete lock ``name`` if ``me`` still holds it (never another process's lock)."""
+        with self.cache.transact():
+            if self._lock_holder(name)[1] == me:
+                self.cache.delete(name)
 
     # -- records ---------------------------------------------------------------------------------
     def add_record(self, key: CacheKey, record: dict[str, Any]) -> None:

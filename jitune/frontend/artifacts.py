@@ -176,6 +176,11 @@ def _from_cache(artifact: Artifact, device: Device) -> tuple[Program, LaunchPlan
     return device.load(artifact.binary, plan.buffer_count), plan
 
 
+def _untuned(options: TuneOptions) -> TuneOptions:
+    """``options`` with a budget of nothing: no candidate is measured."""
+    return dataclasses.replace(options, budget=config.Budget(trials=0))
+
+
 def obtain(
     traced: Traced,
     specs: Sequence[ArgSpec],
@@ -207,10 +212,10 @@ def obtain(
             return None
         return Obtained(program, plan, "loaded", time.perf_counter() - began, None)
 
-    def build() -> tuple[Artifact, Lowered]:
+    def build(tuning: TuneOptions) -> tuple[Artifact, Lowered]:
         imported = store.imported_config(key) if store is not None and not retune else None
         configs, how, result = _choose(
-            traced, specs, device, key, name, options, imported, RecordBook(store)
+            traced, specs, device, key, name, tuning, imported, RecordBook(store)
         )
         tuned[0] = result
         return _compile(traced, specs, device, key, name, how, configs, result)
@@ -219,7 +224,7 @@ def obtain(
     if found is not None:
         return found
     if store is None:
-        artifact, lowered = build()
+        artifact, lowered = build(options)
     else:
         with store.building(
             key, config.get().cache_wait, lambda: store.load(key) is not None
@@ -227,7 +232,9 @@ def obtain(
             found = None if retune else cached()
             if found is not None:
                 return found
-            artifact, lowered = build()
+            # A live process still tunes this kernel: compile what the records already
+            # suggest, without measuring, rather than tune the same kernel twice.
+            artifact, lowered = build(options if owner else _untuned(options))
             interrupted = tuned[0] is not None and tuned[0].interrupted
             if owner and not interrupted:  # an interrupted tuning resumes next time
                 store.save(key, artifact)

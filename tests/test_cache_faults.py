@@ -1,0 +1,222 @@
+"""Faults around the disk cache: killed builders, racing processes, full and read-only disks,
+damaged and planted entries, foreign files. Each test checks what happened (who built, what is
+stored, what was warned), never how long it took."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import jitune
+from jitune.cache import CacheKey, open_store
+from jitune.cache.lock import Holder, this_host
+from jitune.cache.store import _stores
+from jitune.frontend.artifacts import cache_key
+from jitune.frontend.kernel import _spec
+from jitune.frontend.trace import trace
+from jitune.runtime.devices import device_of
+
+# A small kernel in a fresh process; prints what it did as one JSON line.
+SCRIPT = textwrap.dedent(
+    """
+    import json, logging, sys
+    import numpy as np
+    import jitune
+    from jitune.cache import open_store
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+
+    @jitune.kernel
+    def mm(x, w):
+        return x @ w
+
+    rng = np.random.default_rng(0)
+    x = rng.random((24, 16), dtype=np.float32)
+    w = rng.random((16, 20), dtype=np.float32)
+    out = mm(x, w)
+    store = open_store(jitune.config.get())
+    print(json.dumps({
+        "compiled": mm.compile_count,
+        "loaded": mm.load_count,
+        "tuned": mm.last.tuned is not None,
+        "ok": bool(np.allclose(out, x @ w, rtol=1e-5, atol=1e-5)),
+        "events": dict(store.events) if store is not None else None,
+    }))
+    """
+)
+
+
+def _env(cache_dir, budget: str = "0") -> dict[str, str]:
+    env = dict(os.environ, JITUNE_CACHE_DIR=str(cache_dir), JITUNE_DISABLE_CACHE="0")
+    env.update(JITUNE_BUDGET=budget, JITUNE_PROGRESS="off")
+    env.pop("JITUNE_DEBUG", None)
+    return env
+
+
+def _start(cache_dir, budget: str = "0") -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT],
+        env=_env(cache_dir, budget),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _result(process: subprocess.Popen) -> dict:
+    out, err = process.communicate(timeout=180)
+    assert process.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _mm(x, w):
+    return x @ w
+
+
+def _mm_args():
+    rng = np.random.default_rng(0)
+    return rng.random((24, 16), dtype=np.float32), rng.random((16, 20), dtype=np.float32)
+
+
+def _key(fn, args) -> CacheKey:
+    specs = [_spec(a, k, "test") for k, a in enumerate(args)]
+    return cache_key(trace(fn, specs), specs, device_of(args, "test"))
+
+
+def _store():
+    store = open_store(jitune.config.get())
+    assert store is not None
+    return store
+
+
+def _fresh_call(fn, args):
+    """Call ``fn`` through a new Kernel (an empty in-memory table), as a new process would."""
+    kernel = jitune.kernel(fn)
+    out = kernel(*args)
+    np.testing.assert_allclose(out, fn(*args), rtol=1e-5, atol=1e-5)
+    return kernel
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.fixture(autouse=True)
+def _fresh_stores():
+    """Every test opens its cache directory anew, as a new process would."""
+    _stores.clear()
+    yield
+    _stores.clear()
+
+
+def _wait_for(condition, what: str, limit: float = 120.0) -> None:
+    """Poll ``condition`` until it holds (the limit only stops a broken test from hanging)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+# -- the build lock ---------------------------------------------------------------------------
+
+
+def test_lock_of_a_dead_process_is_taken_over(cache_dir):
+    args = _mm_args()
+    key = _key(_mm, args)
+    dead = Holder(_dead_pid(), this_host(), "killed-while-tuning")
+    _store().cache.set(f"lock:{key.digest}", dead.to_text(), expire=3600)
+    with jitune.config.override(cache_wait=5.0):  # old code: waits it out, then stores nothing
+        kernel = _fresh_call(_mm, args)
+    assert kernel.compile_count == 1
+    assert _store().events["lock_taken_from_dead_owner"] == 1
+    assert _store().events["lock_wait_ran_out"] == 0
+    assert _fresh_call(_mm, args).load_count == 1  # the builder stored its artifact
+
+
+def test_lock_of_a_live_process_is_not_taken_and_nothing_is_tuned_twice(cache_dir):
+    args = _mm_args()
+    key = _key(_mm, args)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        live = Holder(sleeper.pid, this_host(), "still-tuning")
+        name = f"lock:{key.digest}"
+        _store().cache.set(name, live.to_text(), expire=3600)
+        with jitune.config.override(cache_wait=0.2, budget=jitune.config.Budget(trials=4)):
+            kernel = _fresh_call(_mm, args)
+        assert kernel.compile_count == 1
+        assert kernel.last.tuned is None or kernel.last.tuned.trials == 0  # measured nothing
+        assert [r for r in _store().records() if r["key"] == key.digest] == []
+        assert _store().events["lock_wait_ran_out"] == 1
+        assert Holder.from_text(_store().cache.get(name)) == live  # still the tuner's
+        assert _store().artifacts() == []  # the waiter's untuned build is not stored
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_holder_renews_its_lease_while_it_builds(cache_dir, monkeypatch):
+    import jitune.cache.store as store_mod
+
+    monkeypatch.setattr(store_mod, "LEASE_SECONDS", 0.5)
+    monkeypatch.setattr(store_mod, "RENEW_SECONDS", 0.05)
+    key = _key(_mm, _mm_args())
+    store = _store()
+    rival = Holder(os.getppid(), this_host(), "a second process")  # alive, so only the lease counts
+    with store.building(key, 0.0, lambda: False) as owner:
+        assert owner
+        _wait_for(lambda: store.events["lock_renewed"] >= 15, "renewals past the lease")
+        assert not store._take_lock(f"lock:{key.digest}", rival, time.monotonic())
+    assert store.cache.get(f"lock:{key.digest}") is None  # released
+
+
+def test_lease_that_ran_out_frees_the_lock(cache_dir):
+    key = _key(_mm, _mm_args())
+    elsewhere = Holder(1, "another-host|pid:[1]", "hung or on another machine")
+    _store().cache.set(f"lock:{key.digest}", elsewhere.to_text(), expire=-1)  # expired lease
+    with _store().building(key, 0.0, lambda: False) as owner:
+        assert owner
+        assert _store().events["lock_taken_from_dead_owner"] == 0  # freed by its lease
+
+
+@pytest.mark.slow
+def test_restart_after_sigkill_during_tuning_takes_over_at_once(tmp_path):
+    cache = tmp_path / "cache"
+    tuner = _start(cache, budget="300s")  # tunes far longer than this test waits
+    with jitune.config.override(disable_cache=False, cache_dir=str(cache)):
+        _wait_for(lambda: (cache / "cache.db").exists(), "the tuner's cache")
+        _wait_for(lambda: len(_store().records()) > 0, "the tuner's first measurements")
+        tuner.send_signal(signal.SIGKILL)
+        tuner.communicate()
+        restarted = _result(_start(cache, budget="2"))
+        assert restarted["ok"] and restarted["compiled"] == 1 and restarted["tuned"]
+        assert restarted["events"]["lock_taken_from_dead_owner"] == 1
+        assert restarted["events"].get("lock_wait_ran_out", 0) == 0
+        _stores.clear()
+        assert len(_store().artifacts()) == 1
+        assert all(isinstance(row.get("trial"), int) for row in _store().records())
+
+
+@pytest.mark.slow
+def test_eight_processes_racing_on_a_new_kernel_tune_it_once(tmp_path):
+    cache = tmp_path / "cache"
+    results = [_result(p) for p in [_start(cache, budget="3") for _ in range(8)]]
+    assert all(r["ok"] for r in results)
+    assert sum(r["tuned"] for r in results) == 1
+    assert sum(r["compiled"] for r in results) == 1
+    assert sum(r["loaded"] for r in results) == 7
+    with jitune.config.override(disable_cache=False, cache_dir=str(cache)):
+        (meta,) = _store().artifacts()
+        assert meta["tuning"]["trials"] == 3
+        trials = [r for r in _store().records() if "confirmation" not in r]
+        assert len({r["trial"] for r in trials}) == len(trials)  # no trial measured twice
