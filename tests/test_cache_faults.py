@@ -4,19 +4,25 @@ stored, what was warned), never how long it took."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
+import diskcache
 import numpy as np
 import pytest
 
 import jitune
-from jitune.cache import CacheKey, open_store
+from jitune.cache import CacheKey, CacheWarning, open_store
+from jitune.cache.health import DATABASE
 from jitune.cache.lock import Holder, this_host
 from jitune.cache.store import _stores
 from jitune.frontend.artifacts import cache_key
@@ -220,3 +226,141 @@ def test_eight_processes_racing_on_a_new_kernel_tune_it_once(tmp_path):
         assert meta["tuning"]["trials"] == 3
         trials = [r for r in _store().records() if "confirmation" not in r]
         assert len({r["trial"] for r in trials}) == len(trials)  # no trial measured twice
+
+
+# -- a full, read-only or refusing disk -------------------------------------------------------
+
+
+def _cache_warnings(caught) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, CacheWarning)]
+
+
+def _populated(cache_dir) -> bytes:
+    """Store ``_mm``'s artifact in ``cache_dir``, close the store; the database's bytes."""
+    _fresh_call(_mm, _mm_args())
+    _store().cache.close()
+    _stores.clear()
+    return (cache_dir / DATABASE).read_bytes()
+
+
+WRITE_ERRORS = {
+    "sqlite-full": sqlite3.OperationalError("database or disk is full"),
+    "sqlite-readonly": sqlite3.OperationalError("attempt to write a readonly database"),
+    "ENOSPC": OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+    "EDQUOT": OSError(errno.EDQUOT, os.strerror(errno.EDQUOT)),
+    "EROFS": OSError(errno.EROFS, os.strerror(errno.EROFS)),
+    "EACCES": PermissionError(errno.EACCES, os.strerror(errno.EACCES)),
+}
+
+
+@pytest.mark.parametrize("error", WRITE_ERRORS, ids=list(WRITE_ERRORS))
+def test_disk_that_refuses_writes_at_open_keeps_the_database(cache_dir, monkeypatch, error):
+    stored = _populated(cache_dir)
+
+    def refuse(*args, **kwargs):
+        raise WRITE_ERRORS[error]
+
+    monkeypatch.setattr(diskcache.Cache, "__init__", refuse)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _fresh_call(_mm, _mm_args()).compile_count == 1
+        assert _fresh_call(_dense, _dense_args()).compile_count == 1
+    assert len(_cache_warnings(caught)) == 1
+    assert not any(".corrupt-" in p.name for p in cache_dir.iterdir())  # nothing set aside
+    assert (cache_dir / DATABASE).read_bytes() == stored
+    monkeypatch.undo()  # the space is back
+    _stores.clear()
+    assert _fresh_call(_mm, _mm_args()).load_count == 1
+
+
+@pytest.mark.parametrize("error", WRITE_ERRORS, ids=list(WRITE_ERRORS))
+def test_disk_that_refuses_writes_while_running_keeps_what_is_stored(cache_dir, monkeypatch, error):
+    _populated(cache_dir)
+    store = _store()
+
+    def refuse(*args, **kwargs):
+        raise WRITE_ERRORS[error]
+
+    monkeypatch.setattr(store.cache, "set", refuse)
+    monkeypatch.setattr(store.cache, "add", refuse)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _fresh_call(_mm, _mm_args()).load_count == 1  # reading still works
+        assert _fresh_call(_dense, _dense_args()).compile_count == 1
+        assert _fresh_call(_dense, _dense_args()).compile_count == 1  # in memory from now on
+    assert len(_cache_warnings(caught)) == 1
+    assert not any(".corrupt-" in p.name for p in cache_dir.iterdir())
+    monkeypatch.undo()
+    _stores.clear()
+    assert _fresh_call(_mm, _mm_args()).load_count == 1
+
+
+@contextlib.contextmanager
+def _tmpfs(path, size: str):
+    """A tmpfs of ``size`` mounted at ``path`` (root with mount permission only)."""
+    path.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'not root'})")
+    try:
+        yield path
+    finally:
+        _stores.clear()
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _fill(directory) -> None:
+    """Write into ``directory`` until its filesystem is full."""
+    with open(directory / "filler", "wb", buffering=0) as filler:
+        with contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * 4096)
+
+
+def test_really_full_filesystem_keeps_the_cache(tmp_path):
+    with _tmpfs(tmp_path / "fs", "1m") as fs:
+        cache = fs / "cache"
+        with jitune.config.override(disable_cache=False, cache_dir=str(cache)):
+            stored = _populated(cache)
+            _fill(fs)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                for scale in range(3):  # new kernels: their artifacts need space
+                    _fresh_call(lambda x, w, s=float(scale): (x @ w) * s, _mm_args())
+            assert len(_cache_warnings(caught)) == 1
+            assert not any(".corrupt-" in p.name for p in cache.iterdir())
+            (fs / "filler").unlink()  # space is freed
+            _stores.clear()
+            assert (cache / DATABASE).read_bytes()[:100] == stored[:100]
+            assert _fresh_call(_mm, _mm_args()).load_count == 1
+
+
+def test_read_only_filesystem_loads_what_is_stored(tmp_path):
+    with _tmpfs(tmp_path / "fs", "4m") as fs:
+        cache = fs / "cache"
+        with jitune.config.override(disable_cache=False, cache_dir=str(cache)):
+            _populated(cache)
+            subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                kernel = _fresh_call(_mm, _mm_args())
+                _fresh_call(_dense, _dense_args())
+            assert len(_cache_warnings(caught)) <= 1
+            assert kernel.compile_count + kernel.load_count == 1
+            subprocess.run(["mount", "-o", "remount,rw", str(fs)], check=True)
+            assert sorted(p.name for p in cache.iterdir()) == [DATABASE]
+            _stores.clear()
+            assert _fresh_call(_mm, _mm_args()).load_count == 1
+
+
+def _dense(x, w):
+    return np.maximum(x @ w + 1.0, 0)
+
+
+def _dense_args():
+    rng = np.random.default_rng(2)
+    return rng.random((9, 5)), rng.random((5, 7))

@@ -27,6 +27,7 @@ import diskcache
 from ..config import Settings
 from .artifact import Artifact, CorruptArtifact, read_meta, unpack
 from .disk import SafeDisk, UnsafeEntry
+from .health import DATABASE, is_intact, set_aside
 from .key import SCHEMA_VERSION, CacheKey
 from .lock import LEASE_SECONDS, POLL_SECONDS, RENEW_SECONDS, Heartbeat, Holder, is_dead
 
@@ -362,21 +363,21 @@ def _open(path: str, size_limit: int) -> Store | None:
             "Compiled kernels are kept in memory only."
         )
         return None
-    for attempt in range(2):
-        try:
-            return Store(path, size_limit)
-        except sqlite3.DatabaseError as exc:
-            if attempt:
-                raise
-            # a truncated or overwritten database: set it aside and start a new one
-            database = os.path.join(path, "cache.db")
-            aside = f"{database}.corrupt-{os.getpid()}-{int(time.time())}"
-            log.warning(
-                "jitune: cache database %s is unreadable (%s); moved to %s", database, exc, aside
-            )
-            with contextlib.suppress(OSError):
-                os.replace(database, aside)
-    return None
+    return _open_database(path, size_limit)
+
+
+def _open_database(path: str, size_limit: int) -> Store:
+    """The store of a private directory; raises when the disk refuses (the caller then works
+    in memory). A database is set aside, and a new one started, only if SQLite finds it
+    damaged: a full or read-only disk must never cost what is stored."""
+    database = os.path.join(path, DATABASE)
+    try:
+        return Store(path, size_limit)
+    except sqlite3.DatabaseError as exc:
+        if is_intact(database) is not False:
+            raise
+        set_aside(database, exc)
+    return Store(path, size_limit)
 
 
 def open_store(settings: Settings) -> Store | None:
