@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -364,3 +365,103 @@ def _dense(x, w):
 def _dense_args():
     rng = np.random.default_rng(2)
     return rng.random((9, 5)), rng.random((5, 7))
+
+
+# -- damaged entries --------------------------------------------------------------------------
+
+
+def _entry_name() -> str:
+    return f"artifact:{_key(_mm, _mm_args()).digest}"
+
+
+def _header_span(data: bytes) -> tuple[int, int]:
+    """Where the JSON header of packed artifact bytes lies (16-byte magic, 8-byte length)."""
+    length = int.from_bytes(data[16:24], "big")
+    return 24, 24 + length
+
+
+def _edit_header(data: bytes, edit) -> bytes:
+    """``data`` with its JSON header replaced by ``edit(header)``, the rest kept as it was
+    (as a hand edit of the stored entry would)."""
+    start, end = _header_span(data)
+    header = edit(json.loads(data[start:end]))
+    text = header if isinstance(header, bytes) else json.dumps(header, sort_keys=True).encode()
+    return data[:16] + len(text).to_bytes(8, "big") + text + data[end:]
+
+
+def _plan_edit(field: str, change):
+    def edit(meta):
+        meta["plan"][field] = change(meta["plan"][field])
+        return meta
+
+    return edit
+
+
+def _flip(data: bytes, position: int) -> bytes:
+    return data[:position] + bytes([data[position] ^ 0x10]) + data[position + 1 :]
+
+
+DAMAGE = {
+    "truncated-binary": lambda data: data[: len(data) - 40],
+    "flipped-bit-in-binary": lambda data: _flip(data, (_header_span(data)[1] + len(data)) // 2),
+    "flipped-bit-in-header": lambda data: _flip(data, _header_span(data)[1] - 30),
+    "plan-allocations": lambda data: _edit_header(
+        data, _plan_edit("allocations", lambda allocations: [[[1], a[1]] for a in allocations])
+    ),
+    "plan-buffer-count": lambda data: _edit_header(data, _plan_edit("buffer_count", lambda n: n + 1)),
+    "plan-results": lambda data: _edit_header(data, _plan_edit("results", lambda r: [0])),
+    "plan-missing": lambda data: _edit_header(data, lambda meta: {**meta, "plan": None}),
+    "garbage-json": lambda data: _edit_header(data, lambda meta: b'{"plan": [unclosed'),
+    "not-an-object": lambda data: _edit_header(data, lambda meta: b"[1, 2, 3]"),
+}
+
+
+def _warnings_logged(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def _assert_dropped_and_rebuilt(caplog) -> None:
+    """A fresh call rebuilds (with the right answer) after exactly one warning; the call
+    after it loads the good entry that replaced the bad one."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="jitune.cache"):
+        kernel = _fresh_call(_mm, _mm_args())
+    assert (kernel.compile_count, kernel.load_count) == (1, 0)
+    assert len(_warnings_logged(caplog)) == 1, _warnings_logged(caplog)
+    assert _fresh_call(_mm, _mm_args()).load_count == 1
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
+def test_each_kind_of_damage_drops_the_entry_and_rebuilds(cache_dir, caplog, damage):
+    _fresh_call(_mm, _mm_args())
+    store = _store()
+    store.cache.set(_entry_name(), DAMAGE[damage](store.cache.get(_entry_name())))
+    _assert_dropped_and_rebuilt(caplog)
+
+
+def test_plan_that_cannot_be_this_kernels_is_refused_even_with_a_valid_checksum(cache_dir, caplog):
+    from jitune.cache.artifact import Artifact, unpack
+
+    _fresh_call(_mm, _mm_args())
+    store = _store()
+    artifact = unpack(store.cache.get(_entry_name()))
+    plan = dict(artifact.meta["plan"], allocations=[[[1], "<f4"]])  # a 1-element output
+    store.cache.set(_entry_name(), Artifact(dict(artifact.meta, plan=plan), artifact.binary).pack())
+    _assert_dropped_and_rebuilt(caplog)
+
+
+def test_any_loader_exception_drops_the_entry_and_rebuilds(cache_dir, caplog, monkeypatch):
+    from jitune.runtime.cpu import CpuDevice
+
+    _fresh_call(_mm, _mm_args())
+    real_load = CpuDevice.load
+    calls = []
+
+    def failing_once(self, binary, buffer_count):
+        calls.append(buffer_count)
+        if len(calls) == 1:
+            raise RuntimeError("the loader fell over")
+        return real_load(self, binary, buffer_count)
+
+    monkeypatch.setattr(CpuDevice, "load", failing_once)
+    _assert_dropped_and_rebuilt(caplog)

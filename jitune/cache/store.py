@@ -261,10 +261,10 @@ class Store:
         for name in self._names("artifact:"):
             data = self._guard(lambda name=name: self._get(name), None)
             try:
-                meta, offset = read_meta(data)
+                meta, size = read_meta(data)
             except CorruptArtifact:
                 continue
-            meta["bytes"] = len(data) - offset
+            meta["bytes"] = size
             metas.append(meta)
         return metas
 
