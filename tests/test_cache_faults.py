@@ -465,3 +465,57 @@ def test_any_loader_exception_drops_the_entry_and_rebuilds(cache_dir, caplog, mo
 
     monkeypatch.setattr(CpuDevice, "load", failing_once)
     _assert_dropped_and_rebuilt(caplog)
+
+
+# -- foreign rows, planted pickles ------------------------------------------------------------
+
+
+def _sql(cache_dir, statement: str, values: tuple = ()) -> None:
+    """Run one statement on the cache database directly, as another program could."""
+    with contextlib.closing(sqlite3.connect(cache_dir / DATABASE)) as connection:
+        connection.execute(statement, values)
+        connection.commit()
+
+
+FOREIGN_SETTINGS = {
+    "shadows-a-method": ("get", 1),  # diskcache sets every row as an attribute of its Cache
+    "unknown-disk-option": ("disk_colour", "blue"),  # passed to the Disk's constructor
+    "wrong-type": ("size_limit", "lots"),
+    "pickle-as-value": ("cull_limit", b"\x80\x05K\x01."),
+}
+
+
+@pytest.mark.parametrize("row", FOREIGN_SETTINGS, ids=list(FOREIGN_SETTINGS))
+def test_foreign_settings_row_degrades_to_memory_with_one_warning(cache_dir, row):
+    _populated(cache_dir)
+    _sql(cache_dir, "INSERT OR REPLACE INTO Settings VALUES (?, ?)", FOREIGN_SETTINGS[row])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _fresh_call(_mm, _mm_args()).compile_count == 1
+        assert _fresh_call(_dense, _dense_args()).compile_count == 1
+    assert len(_cache_warnings(caught)) == 1
+    assert "Settings" in _cache_warnings(caught)[0]
+
+
+def test_edited_known_setting_is_overridden(cache_dir):
+    _populated(cache_dir)
+    _sql(cache_dir, "UPDATE Settings SET value = 'off' WHERE key = 'sqlite_journal_mode'")
+    _sql(cache_dir, "UPDATE Settings SET value = 0 WHERE key = 'disk_min_file_size'")
+    assert _fresh_call(_mm, _mm_args()).load_count == 1
+    assert _store().cache.disk_min_file_size == diskcache.DEFAULT_SETTINGS["disk_min_file_size"]
+    assert _store().cache.sqlite_journal_mode == "wal"
+
+
+@pytest.mark.parametrize("error", [TypeError("odd"), KeyError("x"), RuntimeError("odd")])
+def test_unexpected_store_error_never_escapes_a_kernel_call(cache_dir, monkeypatch, error):
+    store = _store()
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(store.cache, "get", fail)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _fresh_call(_mm, _mm_args()).compile_count == 1
+        assert _fresh_call(_dense, _dense_args()).compile_count == 1
+    assert len(_cache_warnings(caught)) == 1

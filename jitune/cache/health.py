@@ -16,6 +16,8 @@ import sqlite3
 import time
 from collections.abc import Iterator
 
+from diskcache.core import DEFAULT_SETTINGS, METADATA
+
 log = logging.getLogger("jitune.cache")
 
 DATABASE = "cache.db"
@@ -57,3 +59,29 @@ def set_aside(database: str, reason: object) -> None:
     for companion in COMPANIONS:
         with contextlib.suppress(OSError):
             os.replace(database + companion, database + suffix + companion)
+
+
+def pinned_settings() -> dict[str, object]:
+    """Every diskcache setting at its default, to pass when opening: diskcache otherwise takes
+    them from the database's Settings table, where an edited row (say a ``sqlite_*`` pragma or
+    ``disk_min_file_size``) would change how the cache works."""
+    return dict(DEFAULT_SETTINGS)
+
+
+def foreign_settings(database: str) -> str | None:
+    """What is wrong with the Settings table of ``database``, or None if every row is one
+    diskcache writes, with a value of the type it writes. diskcache makes every row an
+    attribute of its Cache object (a row named ``get`` replaces the method) and passes
+    ``disk_*`` rows to the Disk's constructor, so a foreign row breaks it in odd places."""
+    expected = {**DEFAULT_SETTINGS, **METADATA}
+    try:
+        with _read_only(database) as connection:
+            rows = connection.execute("SELECT key, value FROM Settings").fetchall()
+    except sqlite3.Error:  # no database or no table yet, or unreadable: opening will tell
+        return None
+    for key, value in rows:
+        if key not in expected:
+            return f"its Settings table has a row {key!r} that diskcache does not write"
+        if type(value) is not type(expected[key]):
+            return f"its Settings row {key!r} holds a {type(value).__name__}"
+    return None

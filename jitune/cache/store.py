@@ -27,18 +27,20 @@ import diskcache
 from ..config import Settings
 from .artifact import Artifact, CorruptArtifact, read_meta, unpack
 from .disk import SafeDisk, UnsafeEntry
-from .health import DATABASE, is_intact, set_aside
+from .health import DATABASE, foreign_settings, is_intact, pinned_settings, set_aside
 from .key import SCHEMA_VERSION, CacheKey
 from .lock import LEASE_SECONDS, POLL_SECONDS, RENEW_SECONDS, Heartbeat, Holder, is_dead
 
 log = logging.getLogger("jitune.cache")
 T = TypeVar("T")
 
-_DISK_ERRORS = (sqlite3.Error, OSError, diskcache.Timeout)
-
 
 class CacheWarning(UserWarning):
     """The disk cache cannot be used; jitune carries on in memory."""
+
+
+class ForeignDatabase(Exception):
+    """A cache database holding what diskcache, as jitune opens it, would not have written."""
 
 
 _warned: set[str] = set()
@@ -65,24 +67,24 @@ class Store:
 
     def __init__(self, path: str, size_limit: int) -> None:
         self.path = path
-        self.cache = diskcache.Cache(
-            path,
-            disk=SafeDisk,
-            size_limit=size_limit,
-            eviction_policy="least-recently-used",
-            timeout=10,
+        settings = dict(
+            pinned_settings(), size_limit=size_limit, eviction_policy="least-recently-used"
         )
+        self.cache = diskcache.Cache(path, disk=SafeDisk, timeout=10, **settings)
         self.broken = False
         # what happened, for logs and tests: lock_taken_from_dead_owner, lock_renewed, ...
         self.events: collections.Counter[str] = collections.Counter()
 
     # -- failure handling ----------------------------------------------------------------------
     def _guard(self, operation: Callable[[], T], default: T) -> T:
+        """``operation()``, or ``default`` once the store is broken. Any error of the store
+        breaks it (one warning; memory only from then on): a cache is an optimization, and
+        none of its failures may escape into a kernel call."""
         if self.broken:
             return default
         try:
             return operation()
-        except _DISK_ERRORS as exc:
+        except Exception as exc:  # noqa: BLE001 - see the docstring
             self.broken = True
             _warn_once(
                 f"jitune: the cache directory {self.path} cannot be used ({exc}); "
@@ -230,18 +232,20 @@ class Store:
 
     # -- listing and maintenance ------------------------------------------------------------------
     def _names(self, prefix: str) -> list[str]:
+        """Names of the entries that start with ``prefix`` (listing stops, with a warning, at
+        a pickled key someone else planted: reading it would mean unpickling it)."""
+
         def names() -> list[str]:
             found = []
-            for name in self.cache.iterkeys():
-                if isinstance(name, str) and name.startswith(prefix):
-                    found.append(name)
+            try:
+                for name in self.cache.iterkeys():
+                    if isinstance(name, str) and name.startswith(prefix):
+                        found.append(name)
+            except UnsafeEntry:
+                log.warning("jitune: the cache at %s holds entries jitune did not write", self.path)
             return found
 
-        try:
-            return self._guard(names, [])
-        except UnsafeEntry:  # a pickled key planted in the database
-            log.warning("jitune: the cache at %s holds entries jitune did not write", self.path)
-            return []
+        return self._guard(names, [])
 
     def _json_rows(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
         rows = []
@@ -371,6 +375,9 @@ def _open_database(path: str, size_limit: int) -> Store:
     in memory). A database is set aside, and a new one started, only if SQLite finds it
     damaged: a full or read-only disk must never cost what is stored."""
     database = os.path.join(path, DATABASE)
+    foreign = foreign_settings(database)
+    if foreign is not None:
+        raise ForeignDatabase(f"{database} was not written by diskcache as jitune uses it: {foreign}")
     try:
         return Store(path, size_limit)
     except sqlite3.DatabaseError as exc:
@@ -389,7 +396,7 @@ def open_store(settings: Settings) -> Store | None:
         if key not in _stores:
             try:
                 _stores[key] = _open(*key)
-            except _DISK_ERRORS as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever the cause, work in memory
                 _warn_once(
                     f"jitune: the cache directory {key[0]} cannot be used ({exc}); "
                     "compiled kernels are kept in memory only"
