@@ -519,3 +519,28 @@ def test_unexpected_store_error_never_escapes_a_kernel_call(cache_dir, monkeypat
         assert _fresh_call(_mm, _mm_args()).compile_count == 1
         assert _fresh_call(_dense, _dense_args()).compile_count == 1
     assert len(_cache_warnings(caught)) == 1
+
+
+# -- whose files ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o620, 0o602])
+def test_database_others_can_write_is_refused(cache_dir, mode):
+    _populated(cache_dir)
+    os.chmod(cache_dir / DATABASE, mode)
+    with pytest.warns(CacheWarning, match="refusing the cache database .*other users can write"):
+        kernel = _fresh_call(_mm, _mm_args())
+    assert (kernel.compile_count, kernel.load_count) == (1, 0)  # nothing loaded from it
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to chown")
+@pytest.mark.parametrize("companion", ["", "-wal"])
+def test_database_file_owned_by_another_user_is_refused(cache_dir, companion):
+    _populated(cache_dir)
+    file = cache_dir / (DATABASE + companion)
+    file.touch()
+    os.chown(file, 12345, 12345)
+    with pytest.warns(CacheWarning, match="belongs to user id 12345"):
+        kernel = _fresh_call(_mm, _mm_args())
+    assert (kernel.compile_count, kernel.load_count) == (1, 0)
+    os.chown(file, os.getuid(), os.getgid())

@@ -27,7 +27,7 @@ import diskcache
 from ..config import Settings
 from .artifact import Artifact, CorruptArtifact, read_meta, unpack
 from .disk import SafeDisk, UnsafeEntry
-from .health import DATABASE, foreign_settings, is_intact, pinned_settings, set_aside
+from .health import COMPANIONS, DATABASE, foreign_settings, is_intact, pinned_settings, set_aside
 from .key import SCHEMA_VERSION, CacheKey
 from .lock import LEASE_SECONDS, POLL_SECONDS, RENEW_SECONDS, Heartbeat, Holder, is_dead
 
@@ -367,7 +367,30 @@ def _open(path: str, size_limit: int) -> Store | None:
             "Compiled kernels are kept in memory only."
         )
         return None
+    file, problem = _unsafe_file(path)
+    if problem is not None:
+        _warn_once(
+            f"jitune: refusing the cache database {file}: {problem}. Cached binaries are "
+            "code jitune runs, so its files must be private to you (chmod 600). Compiled "
+            "kernels are kept in memory only."
+        )
+        return None
     return _open_database(path, size_limit)
+
+
+def _unsafe_file(path: str) -> tuple[str, str | None]:
+    """The first of the database's files in ``path`` that someone else owns or can write to,
+    and why; ``("", None)`` when all are private. (The directory being private is not enough:
+    a file can have been made writable, or handed over, before it was moved in.)"""
+    for companion in COMPANIONS:
+        file = os.path.join(path, DATABASE + companion)
+        try:
+            problem = check_private(file)
+        except FileNotFoundError:
+            continue
+        if problem is not None:
+            return file, problem
+    return "", None
 
 
 def _open_database(path: str, size_limit: int) -> Store:
