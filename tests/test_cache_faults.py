@@ -9,6 +9,7 @@ import errno
 import json
 import logging
 import os
+import pickle
 import signal
 import sqlite3
 import subprocess
@@ -544,3 +545,163 @@ def test_database_file_owned_by_another_user_is_refused(cache_dir, companion):
         kernel = _fresh_call(_mm, _mm_args())
     assert (kernel.compile_count, kernel.load_count) == (1, 0)
     os.chown(file, os.getuid(), os.getgid())
+
+
+class _Payload:
+    """Unpickling this creates a marker file: proof that something unpickled it."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _run_cli(*argv: str) -> None:
+    import jitune.cli
+
+    class Sink:
+        def write(self, text: str) -> None:
+            pass
+
+        def flush(self) -> None:
+            pass
+
+    jitune.cli.main(list(argv), out=Sink())
+
+
+def test_pickles_planted_in_every_table_and_column_are_never_unpickled(cache_dir, tmp_path):
+    args = _mm_args()
+    digest = _key(_mm, args).digest
+    marker = tmp_path / "unpickled"
+    payload = _Payload(str(marker))
+    _store()  # creates the database
+    with diskcache.Cache(str(cache_dir)) as raw:  # diskcache's default, pickling Disk
+        for name in ("artifact", "config", "record", "lock"):
+            raw.set(f"{name}:{digest}" + (":x" if name == "record" else ""), payload)
+        raw.set(f"record:{digest}:big", [payload] + [b"\0" * 1024] * 64)  # a pickle in a file
+        raw.set(("a", "pickled", "key"), b"x")
+        raw.set("tagged", b"x", tag=pickle.dumps(payload))
+    _sql(cache_dir, "INSERT INTO Settings VALUES (?, ?)", ("disk_payload", pickle.dumps(payload)))
+    _stores.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _fresh_call(_mm, args).compile_count == 1  # refused: foreign Settings
+    assert len(_cache_warnings(caught)) == 1
+    _sql(cache_dir, "DELETE FROM Settings WHERE key = 'disk_payload'")
+    _stores.clear()
+    assert _fresh_call(_mm, args).compile_count == 1  # the planted artifact is dropped
+    assert _fresh_call(_mm, args).load_count == 1
+    _run_cli("cache", "list")
+    _run_cli("cache", "export", str(tmp_path / "exported.jsonl"))
+    _run_cli("report", "-o", str(tmp_path / "report.png"))
+    assert not marker.exists()
+
+
+def test_value_file_outside_the_cache_is_neither_read_nor_deleted(cache_dir, tmp_path):
+    args = _mm_args()
+    _fresh_call(_mm, args)
+    victim = tmp_path / "someone-elses-file"
+    victim.write_bytes(b"precious")
+    name = f"artifact:{_key(_mm, args).digest}"
+    _sql(cache_dir, "UPDATE Cache SET mode = 2, filename = ?, value = NULL WHERE key = ?",
+         (str(victim), name))
+    _stores.clear()
+    assert _fresh_call(_mm, args).compile_count == 1
+    assert victim.read_bytes() == b"precious"
+    assert _fresh_call(_mm, args).load_count == 1
+
+
+# -- killed writers, a small cache, faulty candidates -----------------------------------------
+
+WRITER = textwrap.dedent(
+    """
+    import os, sys
+    import jitune
+    from jitune.cache import CacheKey, open_store
+    from jitune.cache.artifact import Artifact
+
+    store = open_store(jitune.config.get())
+    for n in range(100000):
+        key = CacheKey(f"g{n}", (), "cpu|test", (), "test")
+        binary = os.urandom(1000 + 97 * (n % 700))  # some inline, some in value files
+        store.save(key, Artifact({"key": key.digest, "kernel": f"k{n}"}, binary))
+        store.add_record(key, {"trial": n, "seconds": 1e-3})
+        if n == 20:
+            print("writing", flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_sigkill_during_cache_writes_leaves_a_consistent_cache(tmp_path):
+    cache = tmp_path / "cache"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER], env=_env(cache), stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout.readline().strip() == "writing"
+    time.sleep(0.3)  # let it get well into its writes; nothing below depends on how far
+    writer.send_signal(signal.SIGKILL)
+    writer.communicate()
+    from jitune.cache.health import is_intact
+
+    assert is_intact(str(cache / DATABASE))
+    with jitune.config.override(disable_cache=False, cache_dir=str(cache)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            metas = _store().artifacts()  # only intact ones are listed
+            records = _store().records()
+            assert _fresh_call(_mm, _mm_args()).compile_count == 1
+        assert _cache_warnings(caught) == []
+        assert len(metas) > 20 and len(records) > 20
+        _stores.clear()
+        assert _fresh_call(_mm, _mm_args()).load_count == 1
+
+
+def test_one_mib_cache_with_hundreds_of_kernels_evicts_without_errors(cache_dir):
+    from jitune.cache.artifact import Artifact
+
+    with jitune.config.override(cache_size=1 << 20):
+        _stores.clear()
+        store = _store()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            x = np.arange(5.0)
+            for scale in range(12):  # real kernels, compiled and stored
+                _fresh_call(lambda a, s=float(scale): a * s + 1.0, (x,))
+            keys = [CacheKey(f"g{n}", (), "cpu|test", (), "test") for n in range(400)]
+            for n, key in enumerate(keys):  # and hundreds more of a kernel's size
+                store.save(key, Artifact({"key": key.digest}, bytes([n % 256]) * 9000))
+                store.add_record(key, {"trial": n, "seconds": 1e-3})
+            assert _fresh_call(lambda a: a * 3.5 + 1.0, (x,)).compile_count == 1
+            assert _fresh_call(lambda a: a * 3.5 + 1.0, (x,)).load_count == 1  # newest kept
+        assert _cache_warnings(caught) == []
+        assert not store.broken
+        assert store.volume() < 2 << 20
+        assert 0 < len(store.artifacts()) < 400  # evicted, and what is left is intact
+
+
+def test_faulty_candidates_cost_a_trial_and_the_stored_kernel_is_a_good_one(cache_dir, monkeypatch):
+    from test_tune_measure import EXPECTED, FaultyTask
+
+    from jitune.config import Budget
+    from jitune.frontend import artifacts, kernel
+    from jitune.tune import TuneOptions
+
+    faults = {1: "crash", 2: "wrong", 3: "hang", 4: "garbage"}
+    monkeypatch.setattr(
+        FaultyTask, "fault_of", staticmethod(lambda config: faults.get(config["out0/mr"]))
+    )
+    monkeypatch.setattr(artifacts, "TuneTask", FaultyTask)
+    options = TuneOptions(
+        budget=Budget(trials=14), strategy="random", seed=3, progress="off", timeout=2.0
+    )
+    monkeypatch.setattr(kernel.Kernel, "_options", lambda self, **changes: options)
+    args = (np.random.default_rng(3).random((48, 40)), np.random.default_rng(4).random((40, 56)))
+    tuned = _fresh_call(_mm, args)
+    assert tuned.compile_count == 1 and tuned.last.tuned.trials == 14
+    errors = {row["error"] for row in _store().records()} - {None}
+    assert len(errors) >= 3 and errors <= {kind.value for kind in EXPECTED.values()}
+    (meta,) = _store().artifacts()
+    assert meta["config"]["out0"]["mr"] not in faults  # a candidate that failed is never stored
+    assert _fresh_call(_mm, args).load_count == 1
