@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from typing import Any
 
 SCHEMA_VERSION = 1
-"""Bumped whenever code generation or the entry format changes: old entries stop matching."""
+"""Bumped whenever code generation or the entry format changes: old entries stop matching.
+(An artifact format that old entries fail on their own, as a new ``artifact.MAGIC`` does, is
+not bumped here: the tuning records of a signature, keyed by its digest, then stay usable.)"""
 
 
 @dataclasses.dataclass(frozen=True)

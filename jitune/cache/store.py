@@ -8,6 +8,7 @@ warning: jitune then keeps compiled kernels in memory only, as with ``JITUNE_DIS
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -26,16 +27,20 @@ import diskcache
 from ..config import Settings
 from .artifact import Artifact, CorruptArtifact, read_meta, unpack
 from .disk import SafeDisk, UnsafeEntry
+from .health import COMPANIONS, DATABASE, foreign_settings, is_intact, pinned_settings, set_aside
 from .key import SCHEMA_VERSION, CacheKey
+from .lock import LEASE_SECONDS, POLL_SECONDS, RENEW_SECONDS, Heartbeat, Holder, is_dead
 
 log = logging.getLogger("jitune.cache")
 T = TypeVar("T")
 
-_DISK_ERRORS = (sqlite3.Error, OSError, diskcache.Timeout)
-
 
 class CacheWarning(UserWarning):
     """The disk cache cannot be used; jitune carries on in memory."""
+
+
+class ForeignDatabase(Exception):
+    """A cache database holding what diskcache, as jitune opens it, would not have written."""
 
 
 _warned: set[str] = set()
@@ -62,22 +67,24 @@ class Store:
 
     def __init__(self, path: str, size_limit: int) -> None:
         self.path = path
-        self.cache = diskcache.Cache(
-            path,
-            disk=SafeDisk,
-            size_limit=size_limit,
-            eviction_policy="least-recently-used",
-            timeout=10,
+        settings = dict(
+            pinned_settings(), size_limit=size_limit, eviction_policy="least-recently-used"
         )
+        self.cache = diskcache.Cache(path, disk=SafeDisk, timeout=10, **settings)
         self.broken = False
+        # what happened, for logs and tests: lock_taken_from_dead_owner, lock_renewed, ...
+        self.events: collections.Counter[str] = collections.Counter()
 
     # -- failure handling ----------------------------------------------------------------------
     def _guard(self, operation: Callable[[], T], default: T) -> T:
+        """``operation()``, or ``default`` once the store is broken. Any error of the store
+        breaks it (one warning; memory only from then on): a cache is an optimization, and
+        none of its failures may escape into a kernel call."""
         if self.broken:
             return default
         try:
             return operation()
-        except _DISK_ERRORS as exc:
+        except Exception as exc:  # noqa: BLE001 - see the docstring
             self.broken = True
             _warn_once(
                 f"jitune: the cache directory {self.path} cannot be used ({exc}); "
@@ -138,24 +145,77 @@ class Store:
         """Hold the build lock of ``key`` while the block runs, yielding True.
 
         If another process holds it, wait (up to ``wait`` seconds) until ``ready()`` is true
-        or the lock is free. Yields False when the wait ran out without the lock: the caller
-        builds anyway but should not store the result.
+        or the lock is free; a holder that died on this host, or whose lease ran out, gives it
+        up at once (see ``lock.py``). While the block runs, a heartbeat thread renews the
+        lease. Yields False when the wait ran out without the lock (the holder is alive and
+        still building): the caller builds without tuning and does not store the result.
         """
         name = f"lock:{key.digest}"
-        owner = f"{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex}"
+        me = Holder.mine()
         deadline = time.monotonic() + wait
+        began = time.monotonic()
         acquired = False
         while not self.broken:
-            # expire: a process that dies while building frees the lock after a while
-            acquired = self._guard(lambda: self.cache.add(name, owner, expire=max(wait, 30)), False)
-            if acquired or ready() or time.monotonic() > deadline:
+            acquired = self._guard(lambda: self._take_lock(name, me, began), False)
+            if acquired or ready():
                 break
-            time.sleep(0.005)
+            if time.monotonic() > deadline:
+                self.events["lock_wait_ran_out"] += 1
+                break
+            time.sleep(POLL_SECONDS)
+        if not acquired:
+            yield self.broken
+            return
         try:
-            yield acquired or self.broken
+            renew = lambda: self._guard(lambda: self._renew_lock(name, me), False)  # noqa: E731
+            with Heartbeat(renew, RENEW_SECONDS):
+                yield True
         finally:
-            if acquired:
-                self._guard(lambda: self.cache.delete(name), None)
+            self._guard(lambda: self._release_lock(name, me), None)
+
+    def _lock_holder(self, name: str) -> tuple[bool, Holder | None]:
+        """Whether lock row ``name`` is taken (and not expired), and who it names."""
+        text = self._get(name)
+        return text is not None, Holder.from_text(text)
+
+    def _take_lock(self, name: str, me: Holder, began: float) -> bool:
+        """Take lock ``name`` for ``me`` if it is free or its holder is dead; True if taken.
+
+        One transaction: of several waiters that find the same dead holder, one takes over.
+        """
+        with self.cache.transact():
+            taken, holder = self._lock_holder(name)
+            if taken and (holder is None or not is_dead(holder)):
+                return False  # alive, or a row only its expiry can free (not written by us)
+            if holder is not None:
+                self.events["lock_taken_from_dead_owner"] += 1
+                log.info(
+                    "jitune: took over the build lock %s from pid %d, which is not running "
+                    "(waited %.3f s)",
+                    name,
+                    holder.pid,
+                    time.monotonic() - began,
+                )
+            self.cache.set(name, me.to_text(), expire=LEASE_SECONDS)
+            return True
+
+    def _renew_lock(self, name: str, me: Holder) -> bool:
+        """Extend ``me``'s lease on lock ``name``; False once another process holds it."""
+        with self.cache.transact():
+            taken, holder = self._lock_holder(name)
+            if taken and holder != me:
+                log.warning("jitune: lost the build lock %s to pid %s", name, holder and holder.pid)
+                return False
+            # also puts back a row the size limit evicted while we were building
+            self.cache.set(name, me.to_text(), expire=LEASE_SECONDS)
+            self.events["lock_renewed"] += 1
+            return True
+
+    def _release_lock(self, name: str, me: Holder) -> None:
+        """Delete lock ``name`` if ``me`` still holds it (never another process's lock)."""
+        with self.cache.transact():
+            if self._lock_holder(name)[1] == me:
+                self.cache.delete(name)
 
     # -- records ---------------------------------------------------------------------------------
     def add_record(self, key: CacheKey, record: dict[str, Any]) -> None:
@@ -172,18 +232,20 @@ class Store:
 
     # -- listing and maintenance ------------------------------------------------------------------
     def _names(self, prefix: str) -> list[str]:
+        """Names of the entries that start with ``prefix`` (listing stops, with a warning, at
+        a pickled key someone else planted: reading it would mean unpickling it)."""
+
         def names() -> list[str]:
             found = []
-            for name in self.cache.iterkeys():
-                if isinstance(name, str) and name.startswith(prefix):
-                    found.append(name)
+            try:
+                for name in self.cache.iterkeys():
+                    if isinstance(name, str) and name.startswith(prefix):
+                        found.append(name)
+            except UnsafeEntry:
+                log.warning("jitune: the cache at %s holds entries jitune did not write", self.path)
             return found
 
-        try:
-            return self._guard(names, [])
-        except UnsafeEntry:  # a pickled key planted in the database
-            log.warning("jitune: the cache at %s holds entries jitune did not write", self.path)
-            return []
+        return self._guard(names, [])
 
     def _json_rows(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
         rows = []
@@ -203,10 +265,10 @@ class Store:
         for name in self._names("artifact:"):
             data = self._guard(lambda name=name: self._get(name), None)
             try:
-                meta, offset = read_meta(data)
+                meta, size = read_meta(data)
             except CorruptArtifact:
                 continue
-            meta["bytes"] = len(data) - offset
+            meta["bytes"] = size
             metas.append(meta)
         return metas
 
@@ -305,21 +367,47 @@ def _open(path: str, size_limit: int) -> Store | None:
             "Compiled kernels are kept in memory only."
         )
         return None
-    for attempt in range(2):
+    file, problem = _unsafe_file(path)
+    if problem is not None:
+        _warn_once(
+            f"jitune: refusing the cache database {file}: {problem}. Cached binaries are "
+            "code jitune runs, so its files must be private to you (chmod 600). Compiled "
+            "kernels are kept in memory only."
+        )
+        return None
+    return _open_database(path, size_limit)
+
+
+def _unsafe_file(path: str) -> tuple[str, str | None]:
+    """The first of the database's files in ``path`` that someone else owns or can write to,
+    and why; ``("", None)`` when all are private. (The directory being private is not enough:
+    a file can have been made writable, or handed over, before it was moved in.)"""
+    for companion in COMPANIONS:
+        file = os.path.join(path, DATABASE + companion)
         try:
-            return Store(path, size_limit)
-        except sqlite3.DatabaseError as exc:
-            if attempt:
-                raise
-            # a truncated or overwritten database: set it aside and start a new one
-            database = os.path.join(path, "cache.db")
-            aside = f"{database}.corrupt-{os.getpid()}-{int(time.time())}"
-            log.warning(
-                "jitune: cache database %s is unreadable (%s); moved to %s", database, exc, aside
-            )
-            with contextlib.suppress(OSError):
-                os.replace(database, aside)
-    return None
+            problem = check_private(file)
+        except FileNotFoundError:
+            continue
+        if problem is not None:
+            return file, problem
+    return "", None
+
+
+def _open_database(path: str, size_limit: int) -> Store:
+    """The store of a private directory; raises when the disk refuses (the caller then works
+    in memory). A database is set aside, and a new one started, only if SQLite finds it
+    damaged: a full or read-only disk must never cost what is stored."""
+    database = os.path.join(path, DATABASE)
+    foreign = foreign_settings(database)
+    if foreign is not None:
+        raise ForeignDatabase(f"{database} was not written by diskcache as jitune uses it: {foreign}")
+    try:
+        return Store(path, size_limit)
+    except sqlite3.DatabaseError as exc:
+        if is_intact(database) is not False:
+            raise
+        set_aside(database, exc)
+    return Store(path, size_limit)
 
 
 def open_store(settings: Settings) -> Store | None:
@@ -331,7 +419,7 @@ def open_store(settings: Settings) -> Store | None:
         if key not in _stores:
             try:
                 _stores[key] = _open(*key)
-            except _DISK_ERRORS as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever the cause, work in memory
                 _warn_once(
                     f"jitune: the cache directory {key[0]} cannot be used ({exc}); "
                     "compiled kernels are kept in memory only"

@@ -10,10 +10,11 @@ import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import numpy as np
+
 from .. import config
 from ..cache import SCHEMA_VERSION, Artifact, CacheKey, open_store
 from ..cache.key import describe_signature, signature_of
-from ..errors import CompileError
 from ..ir.key import structural_key
 from ..ir.loops import LoopProgram
 from ..pipeline import Lowered, lower_graph
@@ -171,9 +172,36 @@ def _choose(
     return result.configs, result.how, result
 
 
-def _from_cache(artifact: Artifact, device: Device) -> tuple[Program, LaunchPlan]:
+def _from_cache(
+    artifact: Artifact, traced: Traced, specs: Sequence[ArgSpec], device: Device
+) -> tuple[Program, LaunchPlan]:
+    """The loaded program and launch plan of a cached artifact; raises on anything amiss."""
     plan = LaunchPlan.from_json(artifact.meta["plan"])
+    _check_plan(plan, traced, specs)
     return device.load(artifact.binary, plan.buffer_count), plan
+
+
+def _check_plan(plan: LaunchPlan, traced: Traced, specs: Sequence[ArgSpec]) -> None:
+    """Raise ValueError unless ``plan`` fits the traced signature: one buffer per argument
+    and allocation, results in range, each allocated result of the traced output's shape and
+    dtype (a plan that allocates less than the kernel writes would let it write past a
+    buffer; the checksum catches damage, this catches a plan that cannot be this kernel's)."""
+    if plan.buffer_count != len(specs) + len(plan.allocations):
+        raise ValueError(f"the plan has {plan.buffer_count} buffers for {len(specs)} arguments")
+    if len(plan.results) != len(traced.graph.outputs):
+        raise ValueError("the plan's results do not match the kernel's outputs")
+    for position, output in zip(plan.results, traced.graph.outputs):
+        if not 0 <= position < plan.buffer_count:
+            raise ValueError(f"the plan's result buffer {position} does not exist")
+        if position >= len(specs):
+            shape, dtype = plan.allocations[position - len(specs)]
+            if shape != tuple(output.shape) or np.dtype(dtype) != output.dtype:
+                raise ValueError(f"the plan allocates {dtype}{list(shape)} for a result")
+
+
+def _untuned(options: TuneOptions) -> TuneOptions:
+    """``options`` with a budget of nothing: no candidate is measured."""
+    return dataclasses.replace(options, budget=config.Budget(trials=0))
 
 
 def obtain(
@@ -200,17 +228,22 @@ def obtain(
         if artifact is None:
             return None
         try:
-            program, plan = _from_cache(artifact, device)
-        except (CompileError, KeyError, TypeError, ValueError) as exc:
-            log.warning("jitune: cannot load cached %s (%s); rebuilding", name, exc)
+            program, plan = _from_cache(artifact, traced, specs, device)
+        except Exception as exc:  # noqa: BLE001 - a bad entry is rebuilt, whatever the loader raised
+            log.warning(
+                "jitune: cannot load cached %s (%s: %s); dropped, rebuilding",
+                name,
+                type(exc).__name__,
+                exc,
+            )
             store.drop(key)  # type: ignore[union-attr]
             return None
         return Obtained(program, plan, "loaded", time.perf_counter() - began, None)
 
-    def build() -> tuple[Artifact, Lowered]:
+    def build(tuning: TuneOptions) -> tuple[Artifact, Lowered]:
         imported = store.imported_config(key) if store is not None and not retune else None
         configs, how, result = _choose(
-            traced, specs, device, key, name, options, imported, RecordBook(store)
+            traced, specs, device, key, name, tuning, imported, RecordBook(store)
         )
         tuned[0] = result
         return _compile(traced, specs, device, key, name, how, configs, result)
@@ -219,7 +252,7 @@ def obtain(
     if found is not None:
         return found
     if store is None:
-        artifact, lowered = build()
+        artifact, lowered = build(options)
     else:
         with store.building(
             key, config.get().cache_wait, lambda: store.load(key) is not None
@@ -227,7 +260,9 @@ def obtain(
             found = None if retune else cached()
             if found is not None:
                 return found
-            artifact, lowered = build()
+            # A live process still tunes this kernel: compile what the records already
+            # suggest, without measuring, rather than tune the same kernel twice.
+            artifact, lowered = build(options if owner else _untuned(options))
             interrupted = tuned[0] is not None and tuned[0].interrupted
             if owner and not interrupted:  # an interrupted tuning resumes next time
                 store.save(key, artifact)
