@@ -485,6 +485,37 @@ def test_ndarray_subclasses_are_rejected(make):
     np.testing.assert_array_equal(kernel(np.asarray(arg)), np.asarray(arg) * np.asarray(arg) + 1)
 
 
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: np.matrix([[1.0, 2.0], [3.0, 4.0]]),
+        lambda: np.ma.array([1.0, 2.0, 3.0], mask=[0, 1, 0]),
+    ],
+    ids=["matrix", "masked"],
+)
+def test_ndarray_subclasses_are_rejected_after_a_plain_call(make):
+    """A subclass whose shape, dtype and strides equal a signature already compiled for a
+    plain array must still be refused: the dispatch table's fast path may not run it as the
+    plain array (which would ignore the mask, or np.matrix's meaning of *)."""
+    arg = make()
+    plain = np.array(np.asarray(arg))  # same shape, dtype and strides, exact ndarray
+    assert plain.strides == arg.strides and plain.dtype == arg.dtype
+
+    def square(x):
+        return x * x + 1
+
+    kernel = jitune.kernel(square)
+    np.testing.assert_array_equal(kernel(plain), plain * plain + 1)
+    with pytest.raises(jitune.ArgumentError, match="subclass") as excinfo:
+        kernel(arg)
+    assert type(arg).__name__ in str(excinfo.value)
+    assert kernel.compile_count == 1
+    # and the plain signature still dispatches from the table
+    np.testing.assert_array_equal(kernel(plain), plain * plain + 1)
+    assert kernel.compile_count == 1
+
+
 def test_errors_are_also_builtin_exception_types():
     """Code catching TypeError/ValueError keeps working."""
     assert issubclass(jitune.ShapeError, ValueError)

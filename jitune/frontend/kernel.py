@@ -58,7 +58,9 @@ def _signature(arg: Any) -> Any:
     if isinstance(arg, np.generic):
         return ("scalar", arg.dtype)
     if isinstance(arg, np.ndarray):
-        return (arg.shape, arg.dtype, arg.strides)
+        # An ndarray subclass (np.matrix, a masked array) must never share a plain array's
+        # key: the exact type in the key makes it miss the table, and _build refuses it.
+        return (kind, arg.shape, arg.dtype, arg.strides)
     strides = getattr(arg, "strides", None)
     if strides is not None:  # a GPU array: where it lives is part of the key
         device = getattr(arg, "device", None)  # CuPy: the GPU; pyopencl: the queue
