@@ -57,3 +57,85 @@ def test_nan_constants_of_either_sign_get_their_own_cache_entry(cache_dir):
     np.testing.assert_array_equal(np.signbit(minus(x)), np.signbit(x + negative))
     assert minus.compile_count == 1 and minus.load_count == 0
 
+
+# -- integers to negative integer powers ------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "bool"])
+@pytest.mark.parametrize(
+    "fn",
+    [lambda x: x**-1, lambda x: np.power(x, np.int64(-3)), lambda x: (x**-2).sum()],
+    ids=["x**-1", "power(x, int64(-3))", "sum(x**-2)"],
+)
+def test_integer_to_negative_constant_power_is_refused(fn, dtype):
+    """NumPy raises ValueError; jitune returned zeros. A constant exponent is refused while
+    tracing, with a message naming np.power and the base's dtype and shape."""
+    x = np.arange(1, 7).astype(dtype)
+    with pytest.raises(ValueError, match="negative integer powers"):
+        fn(x)
+    kernel = jitune.kernel(fn)
+    with pytest.raises(jitune.DomainError, match=r"np\.power.*\[6\]") as excinfo:
+        kernel(x)
+    assert isinstance(excinfo.value, ValueError)
+    assert kernel.compile_count == 0
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+@pytest.mark.parametrize("where", [0, 18, 36], ids=["first", "vector-body", "tail"])
+def test_integer_to_negative_array_power_raises_when_run(dtype, where):
+    """An exponent array is only known when the kernel runs: the compiled code reports a
+    negative element and the call raises; the same compiled signature still runs valid
+    exponents afterwards (37 elements: vector bodies and a tail)."""
+    x = np.arange(1, 38).astype(dtype) % 7
+    good = (np.arange(37) % 5).astype(dtype)
+    bad = good.copy()
+    bad[where] = -1
+
+    kernel = jitune.kernel(lambda x, e: x**e)
+    check(kernel, x, good)
+    with pytest.raises(ValueError, match="negative integer powers"):
+        _ = x**bad
+    with pytest.raises(jitune.DomainError, match=rf"{dtype}\[37\].*np\.power") as excinfo:
+        kernel(x, bad)
+    assert isinstance(excinfo.value, ValueError)
+    check(kernel, x, good)  # no status left over from the failed call
+    assert kernel.compile_count == 1
+
+
+@pytest.mark.parametrize(
+    "fn, exponent",
+    [
+        (lambda x, e: x**e, -2),  # a Python int argument: its value is passed at run time
+        (lambda x, e: (x**e).sum(axis=1), np.array([2, 1, -1, 0])),  # in a reduction
+        (lambda x, e: np.maximum(x**e, 3), np.array([[2], [-4], [1]])),  # broadcast exponent
+    ],
+    ids=["scalar-argument", "reduction", "broadcast"],
+)
+def test_negative_power_found_at_run_time_in_other_contexts(fn, exponent):
+    x = np.arange(1, 13).reshape(3, 4)
+    with pytest.raises(ValueError, match="negative integer powers"):
+        fn(x, exponent)
+    kernel = jitune.kernel(fn)
+    with pytest.raises(jitune.DomainError, match="negative integer powers"):
+        kernel(x, exponent)
+    positive = np.abs(exponent) if isinstance(exponent, np.ndarray) else abs(exponent)
+    check(kernel, x, positive)
+
+
+def test_negative_power_found_by_parallel_threads():
+    """A kernel large enough to run on the worker threads: one bad element in the last chunk."""
+    x = np.ones(1 << 20, dtype=np.int64)
+    exponent = np.ones_like(x)
+    exponent[-3] = -5
+    kernel = jitune.kernel(lambda x, e: x**e + 1)
+    with pytest.raises(jitune.DomainError, match="negative integer powers"):
+        kernel(x, exponent)
+    exponent[-3] = 5
+    check(kernel, x, exponent)
+
+
+def test_float_powers_with_negative_exponents_still_compute():
+    x = np.arange(1.0, 6.0)
+    check(lambda x, e: x**e, x, -np.arange(5.0))
+    check(lambda x: x**-3, x)
+    check(lambda x: x.astype(np.int64) ** -1.0, x)  # a float exponent makes it float

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .. import dtypes
-from ..errors import DTypeError, ShapeError, UnsupportedOperation
+from ..errors import DomainError, DTypeError, ShapeError, UnsupportedOperation
 from ..ir.graph import Array, BinaryOp, GraphOp, ReduceOp, UnaryOp
 from . import build, einsum
 from .context import located, supported
@@ -137,7 +137,21 @@ def _binary(ufunc: np.ufunc, a: Any, b: Any) -> Array:
     else:
         compute = result
     a_node, b_node = to_node(a, compute, name), to_node(b, compute, name)
+    if op is BinaryOp.POW and dtypes.is_int(result):
+        _check_exponent(a_node, b_node)
     return build.binary(op, a_node, b_node, compute, result, f"np.{name}")
+
+
+def _check_exponent(base: Array, exponent: Array) -> None:
+    """NumPy refuses integers to negative integer powers: a constant exponent is checked
+    here; any other is checked by the compiled code when it runs (``codegen/llvm.py``)."""
+    if exponent.op is GraphOp.CONST and exponent.arg < 0:
+        raise DomainError(
+            located(
+                "np.power: Integers to negative integer powers are not allowed "
+                f"({base.dtype}{list(base.shape)} ** {exponent.arg})"
+            )
+        )
 
 
 def _both_bool(a: Any, b: Any) -> bool:
