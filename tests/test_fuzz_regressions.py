@@ -139,3 +139,42 @@ def test_float_powers_with_negative_exponents_still_compute():
     check(lambda x, e: x**e, x, -np.arange(5.0))
     check(lambda x: x**-3, x)
     check(lambda x: x.astype(np.int64) ** -1.0, x)  # a float exponent makes it float
+
+
+# -- einsum: a repeated index's extents must agree within an operand ---------------------------
+
+
+@pytest.mark.parametrize(
+    "spec, shapes",
+    [
+        ("ii->i", [(3, 1)]),
+        ("ii->i", [(1, 3)]),
+        ("ii", [(2, 1)]),
+        ("iij->j", [(4, 1, 2)]),
+        ("ii,i->i", [(3, 1), (3,)]),
+    ],
+)
+def test_einsum_diagonal_with_unequal_extents_is_refused(spec, shapes):
+    """An extent-1 axis broadcasts against other operands, never against its own diagonal
+    partner: NumPy raises, jitune returned [1, 1, 1] for 'ii->i' on a (3, 1) array."""
+    operands = [np.ones(shape) for shape in shapes]
+    with pytest.raises(ValueError):
+        np.einsum(spec, *operands)
+    kernel = jitune.kernel(lambda *ops: np.einsum(spec, *ops))
+    with pytest.raises(jitune.ShapeError, match=r"einsum\('.*'\).*index 'i'.*\(") as excinfo:
+        kernel(*operands)
+    assert str(shapes[0]) in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "spec, shapes",
+    [
+        ("ii->i", [(3, 3)]),
+        ("ii->i", [(1, 1)]),
+        ("ii,i->i", [(3, 3), (1,)]),
+        ("ij,j->i", [(3, 1), (4,)]),
+    ],
+)
+def test_einsum_repeated_and_broadcast_indices_that_numpy_accepts(spec, shapes, rng):
+    operands = [rng.standard_normal(shape) for shape in shapes]
+    check(lambda *ops: np.einsum(spec, *ops), *operands)
