@@ -178,3 +178,67 @@ def test_einsum_diagonal_with_unequal_extents_is_refused(spec, shapes):
 def test_einsum_repeated_and_broadcast_indices_that_numpy_accepts(spec, shapes, rng):
     operands = [rng.standard_normal(shape) for shape in shapes]
     check(lambda *ops: np.einsum(spec, *ops), *operands)
+
+
+# -- einsums that sum nothing, feeding other ops ------------------------------------------------
+
+_ELEMENTWISE_EINSUMS = {
+    "d,d->d": [(5,), (5,)],
+    "i,i->i": [(37,), (37,)],
+    "ij,ij->ij": [(3, 17), (3, 17)],
+    "ij,j->ij": [(4, 9), (9,)],
+    "ij,ij->ji": [(3, 5), (3, 5)],
+    "i,j->ij": [(6,), (7,)],
+    "ii->i": [(6, 6)],
+    "ij->ji": [(4, 3)],
+}
+
+_CONSUMERS = {
+    "+": lambda e, c: e + c,
+    "*": lambda e, c: c * e,
+    "maximum": lambda e, c: np.maximum(e, c),
+    "where": lambda e, c: np.where(e > 0, e, c),
+    "exp": lambda e, c: np.exp(e) - c,
+    "sum": lambda e, c: (e + c).sum(axis=-1),
+    "sum-all": lambda e, c: e.sum() + c,
+    "mean": lambda e, c: (e * c).mean(axis=0),
+}
+
+
+@pytest.mark.parametrize("consumer", sorted(_CONSUMERS))
+@pytest.mark.parametrize("spec", sorted(_ELEMENTWISE_EINSUMS))
+def test_einsum_without_a_summed_index_feeds_other_ops(spec, consumer, rng):
+    """einsum('d,d->d', a, b) + c raised KeyError: 'i0' in code generation: the einsum was a
+    reduction stage without reduce axes, fused with its consumer as an epilogue. It is
+    elementwise (a product of operands at permuted, repeated or broadcast indices)."""
+    shapes = _ELEMENTWISE_EINSUMS[spec]
+    operands = [rng.standard_normal(shape) for shape in shapes]
+    out_shape = np.einsum(spec, *operands).shape
+    c = rng.standard_normal(out_shape)
+    use = _CONSUMERS[consumer]
+
+    def fn(*args):
+        return use(np.einsum(spec, *args[:-1]), args[-1])
+
+    check(fn, *operands, c)
+
+
+@pytest.mark.parametrize("spec", sorted(_ELEMENTWISE_EINSUMS))
+def test_einsum_without_a_summed_index_alone_and_reused(spec, rng):
+    """The einsum as an output of its own, and read by two consumers (one a reduction)."""
+    operands = [
+        rng.standard_normal(shape).astype(np.float32) for shape in _ELEMENTWISE_EINSUMS[spec]
+    ]
+    check(lambda *ops: np.einsum(spec, *ops), *operands)
+
+    def two_uses(*ops):
+        e = np.einsum(spec, *ops)
+        return e * 2, e.max(axis=0)
+
+    check(two_uses, *operands)
+
+
+def test_integer_elementwise_einsum_feeds_a_binary_op():
+    a = np.arange(12, dtype=np.int32).reshape(3, 4)
+    b = np.arange(4, dtype=np.int64)
+    check(lambda a, b: np.einsum("ij,j->ij", a, b) - b, a, b)
