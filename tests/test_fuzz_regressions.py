@@ -242,3 +242,35 @@ def test_integer_elementwise_einsum_feeds_a_binary_op():
     a = np.arange(12, dtype=np.int32).reshape(3, 4)
     b = np.arange(4, dtype=np.int64)
     check(lambda a, b: np.einsum("ij,j->ij", a, b) - b, a, b)
+
+
+# -- full_like with an array fill value of more axes -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape, fill_shape",
+    [
+        ((), (1,)),
+        ((), (1, 1)),
+        ((3,), (1, 1, 3)),
+        ((2, 3), (1, 3)),
+        ((2, 3), (1, 1, 1)),
+        ((4,), ()),
+    ],
+)
+def test_full_like_drops_leading_unit_axes_of_the_fill_value(shape, fill_shape, rng):
+    """np.full_like(np.ones(()), np.ones(1)) is array(1.) in NumPy (its copyto ignores
+    leading axes of extent 1); jitune raised ShapeError."""
+    a = np.zeros(shape)
+    fill = rng.standard_normal(fill_shape)
+    check(lambda a, f: np.full_like(a, f), a, fill)
+    check(lambda a, f: np.full_like(a, f, dtype=np.float32) + 1, a, fill)
+
+
+@pytest.mark.parametrize("shape, fill_shape", [((3,), (2, 3)), ((), (2,)), ((3,), (4,))])
+def test_full_like_with_a_fill_value_that_does_not_fit_is_refused(shape, fill_shape):
+    a, fill = np.zeros(shape), np.ones(fill_shape)
+    with pytest.raises(ValueError):
+        np.full_like(a, fill)
+    with pytest.raises(jitune.ShapeError, match=r"np\.full_like"):
+        jitune.kernel(lambda a, f: np.full_like(a, f))(a, fill)

@@ -529,6 +529,11 @@ def _filled(value: Any, name: str) -> Callable[..., Tracer]:
         shape = tuple(int(d) for d in shape)
         if isinstance(fill, Tracer):  # an array fill value broadcasts, as in NumPy
             filled = build.cast(_as_array(fill, f"np.{name}"), out_dtype)
+            # NumPy fills with copyto, which also drops leading axes of extent 1 that the
+            # output lacks: np.full_like(np.ones(()), np.ones((1, 1))) is array(1.)
+            extra = filled.ndim - len(shape)
+            if extra > 0 and all(d == 1 for d in filled.shape[:extra]):
+                filled = build.reshape(filled, filled.shape[extra:])
         else:
             filled = build.constant(_as_scalar(fill, f"np.{name}"), out_dtype)
         return _wrap(build.expand(filled, shape, f"np.{name}"))
