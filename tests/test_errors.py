@@ -584,3 +584,20 @@ def test_wrong_number_of_arguments_is_a_type_error():
         two(X)
     assert two.compile_count == 0
     check(two.fn, X, X, kernel=two)
+
+
+def test_an_internal_error_past_tracing_is_a_compile_error(monkeypatch):
+    """A program that traced is valid: whatever goes wrong in lowering, scheduling or code
+    generation is a jitune bug, reported as CompileError naming the step and the inputs,
+    never as a bare KeyError (einsum('d,d->d', a, b) + c once raised KeyError: 'i0')."""
+    from jitune.codegen import llvm as llvm_codegen
+
+    def broken(*args, **kwargs):
+        raise KeyError("i0")
+
+    monkeypatch.setattr(llvm_codegen, "render", broken)
+    kernel = jitune.kernel(lambda x: x + 1)
+    with pytest.raises(jitune.CompileError, match=r"code generation.*float32\[3, 4\].*KeyError"):
+        kernel(X)
+    with pytest.raises(jitune.CompileError):
+        kernel.lower(X)
