@@ -19,6 +19,11 @@ class ShapeError(JituneError, ValueError):
     """Incompatible shapes: broadcasting, einsum specs, reshapes, axes."""
 
 
+class DomainError(JituneError, ValueError):
+    """A value NumPy's operation refuses, found while tracing (a constant) or while running
+    (an array element): integers to negative integer powers."""
+
+
 class DTypeError(JituneError, TypeError):
     """A dtype jitune cannot compile (complex, object, strings, ...)."""
 

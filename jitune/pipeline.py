@@ -11,6 +11,7 @@ import functools
 from collections.abc import Mapping, Sequence
 
 from . import config
+from .errors import CompileError, JituneError
 from .ir.compute import ComputeProgram
 from .ir.graph import Graph
 from .ir.loops import LoopProgram
@@ -88,11 +89,27 @@ def lower_graph(
     """Run the pipeline from graph IR to source text for ``device``.
 
     ``configs`` chooses the schedule of stages by output buffer name (default schedule else).
+    Raises :class:`CompileError` (naming the step and the original error) for anything that
+    goes wrong past tracing: a graph that traced is a valid program, so any other exception
+    here is a jitune bug, never the user's (a bare ``KeyError: 'i0'`` told them nothing).
     """
     target = device.target()
-    compute = compute_program(graph, strides, target)
-    loops = _schedule(compute, target, configs)
-    return Lowered(graph, compute, loops, device.render(loops), target)
+    step = "lowering"
+    try:
+        compute = compute_program(graph, strides, target)
+        step = "scheduling"
+        loops = _schedule(compute, target, configs)
+        step = f"code generation for {device.name}"
+        source = device.render(loops)
+    except JituneError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported as what it is: a jitune bug
+        inputs = ", ".join(f"{i.dtype}{list(i.shape)}" for i in graph.inputs)
+        raise CompileError(
+            f"jitune failed in {step} of a kernel with inputs ({inputs}): "
+            f"{type(exc).__name__}: {exc} (a jitune bug; please report it)"
+        ) from exc
+    return Lowered(graph, compute, loops, source, target)
 
 
 def schedule_loops(

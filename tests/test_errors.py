@@ -485,6 +485,37 @@ def test_ndarray_subclasses_are_rejected(make):
     np.testing.assert_array_equal(kernel(np.asarray(arg)), np.asarray(arg) * np.asarray(arg) + 1)
 
 
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: np.matrix([[1.0, 2.0], [3.0, 4.0]]),
+        lambda: np.ma.array([1.0, 2.0, 3.0], mask=[0, 1, 0]),
+    ],
+    ids=["matrix", "masked"],
+)
+def test_ndarray_subclasses_are_rejected_after_a_plain_call(make):
+    """A subclass whose shape, dtype and strides equal a signature already compiled for a
+    plain array must still be refused: the dispatch table's fast path may not run it as the
+    plain array (which would ignore the mask, or np.matrix's meaning of *)."""
+    arg = make()
+    plain = np.array(np.asarray(arg))  # same shape, dtype and strides, exact ndarray
+    assert plain.strides == arg.strides and plain.dtype == arg.dtype
+
+    def square(x):
+        return x * x + 1
+
+    kernel = jitune.kernel(square)
+    np.testing.assert_array_equal(kernel(plain), plain * plain + 1)
+    with pytest.raises(jitune.ArgumentError, match="subclass") as excinfo:
+        kernel(arg)
+    assert type(arg).__name__ in str(excinfo.value)
+    assert kernel.compile_count == 1
+    # and the plain signature still dispatches from the table
+    np.testing.assert_array_equal(kernel(plain), plain * plain + 1)
+    assert kernel.compile_count == 1
+
+
 def test_errors_are_also_builtin_exception_types():
     """Code catching TypeError/ValueError keeps working."""
     assert issubclass(jitune.ShapeError, ValueError)
@@ -553,3 +584,20 @@ def test_wrong_number_of_arguments_is_a_type_error():
         two(X)
     assert two.compile_count == 0
     check(two.fn, X, X, kernel=two)
+
+
+def test_an_internal_error_past_tracing_is_a_compile_error(monkeypatch):
+    """A program that traced is valid: whatever goes wrong in lowering, scheduling or code
+    generation is a jitune bug, reported as CompileError naming the step and the inputs,
+    never as a bare KeyError (einsum('d,d->d', a, b) + c once raised KeyError: 'i0')."""
+    from jitune.codegen import llvm as llvm_codegen
+
+    def broken(*args, **kwargs):
+        raise KeyError("i0")
+
+    monkeypatch.setattr(llvm_codegen, "render", broken)
+    kernel = jitune.kernel(lambda x: x + 1)
+    with pytest.raises(jitune.CompileError, match=r"code generation.*float32\[3, 4\].*KeyError"):
+        kernel(X)
+    with pytest.raises(jitune.CompileError):
+        kernel.lower(X)

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from helpers import SUPPORTED_DTYPES, check, random_array, with_layout
 
+import jitune
+
 REDUCTIONS = {
     "sum": lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
     "prod": lambda x, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims),
@@ -217,3 +219,53 @@ def test_reduction_of_a_view(rng):
     check(lambda a: a[::2, ::-1].max(axis=1), x)
     check(lambda a: a.reshape(48, 5).argmax(axis=0), x)
     check(lambda a: np.broadcast_to(a[:, :1], (6, 8, 5)).sum(axis=(0, 2)), x)
+
+
+# mean/var/std in a given integer dtype: NumPy sums in that dtype, divides in float64 and
+# casts the quotient back (truncating toward zero); the values are chosen so that truncation
+# and rounding differ (negative quotients with remainders)
+_INTEGER_DTYPE_STATISTICS = {
+    "x.astype(int32).mean(dtype=int32)": lambda x: x.astype(np.int32).mean(dtype=np.int32),
+    "mean(axis=0, dtype=int32)": lambda x: x.astype(np.int32).mean(axis=0, dtype=np.int32),
+    "mean(axis=1, keepdims, dtype=int64)": lambda x: np.mean(
+        x.astype(np.int32), axis=1, keepdims=True, dtype=np.int64
+    ),
+    "float mean(dtype=int32)": lambda x: x.mean(axis=1, dtype=np.int32),
+    "bool mean(dtype=bool)": lambda x: (x > 0).mean(axis=1, dtype=bool),
+    "var(axis=0, dtype=int32)": lambda x: x.astype(np.int32).var(axis=0, dtype=np.int32),
+    "float var(dtype=int64, ddof=1)": lambda x: x.var(axis=1, dtype=np.int64, ddof=1),
+    "float64 var(dtype=float32)": lambda x: x.var(axis=1, dtype=np.float32),
+    "std(dtype=int64), full": lambda x: x.std(dtype=np.int64),
+    "int32 std(dtype=int32), full": lambda x: np.std(x.astype(np.int32), dtype=np.int32),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_INTEGER_DTYPE_STATISTICS))
+def test_statistics_in_an_integer_dtype(name, rng):
+    """x.astype(np.int32).mean(dtype=np.int32) raised a bare NotImplementedError (TRUEDIV
+    on i32); NumPy gives an int32 result."""
+    x = rng.integers(-50, 50, (5, 7)).astype(np.float64) + 0.5
+    fn = _INTEGER_DTYPE_STATISTICS[name]
+    check(fn, x)
+
+
+def test_integer_mean_truncates_toward_zero():
+    """-7 / 4 = -1.75: NumPy's int32 mean is -1 (a cast of the float64 quotient), not -2."""
+    x = np.array([[1, 2, -3, -7], [5, 5, 5, 6]], dtype=np.int32)
+    got = check(lambda x: x.mean(axis=1, dtype=np.int32), x)
+    np.testing.assert_array_equal(got, np.array([-1, 5], dtype=np.int32))
+    got = check(lambda x: x[0].mean(dtype=np.int32), x)
+    assert got.dtype == np.int32 and got == -1
+
+
+def test_std_in_an_integer_dtype_along_an_axis_is_refused_like_numpy():
+    """NumPy's sqrt(ret, out=ret) cannot cast float64 into an int result array."""
+    x = np.arange(12, dtype=np.int32).reshape(3, 4)
+
+    def fn(x):
+        return x.std(axis=0, dtype=np.int32)
+
+    with pytest.raises(TypeError):
+        fn(x)
+    with pytest.raises(jitune.DTypeError, match=r"np\.std.*int32.*\(4,\)"):
+        jitune.kernel(fn)(x)

@@ -5,6 +5,12 @@ wrapper ``void kN(ptr bufs, i64 start, i64 end)`` that the runtime calls (``star
 bound the kernel's PARALLEL loop, so threads can split it). ``jitune_entry(ptr arrays...)``
 reads each NumPy array's data pointer and runs the kernels in order; parallel kernels go
 through ``jitune_parallel_for``, which the runtime provides.
+
+A program that can meet a value NumPy refuses at run time (an integer raised to a negative
+integer power) returns a status: ``jitune_entry`` then returns ``i32`` (0, or a ``STATUS_*``
+code), the module defines the marker ``@jitune_returns_status``, and the kernels find a pointer
+to the status word in the slot after the buffers' in ``bufs`` (the threads of one call share
+it; concurrent calls each have their own, on the entry's stack).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from .llvm_types import literal, memory_type, register_type, vector_type
 
 PARALLEL_FOR = "jitune_parallel_for"
 ENTRY = "jitune_entry"
+STATUS_MARKER = "jitune_returns_status"
+STATUS_NEGATIVE_POWER = 1  # an integer raised to a negative integer power
 
 
 def _special_power(expr: Expr) -> bool:
@@ -99,6 +107,7 @@ class _Function:
         self.vector: tuple[str, int] | None = None
         self.written = set(_written(kernel.body))
         self._cacheable: dict[Expr, bool] = {}
+        self.uses_status = False  # set once code that may report a status is emitted
 
     # -- Emitter protocol ----------------------------------------------------------------------
     def tmp(self) -> str:
@@ -154,6 +163,8 @@ class _Function:
         if op is ExprOp.BINARY and expr.arg is BinaryOp.POW and _special_power(expr):
             return self.power(self.expr(expr.src[0]), expr.src[1].arg)
         args = [self.expr(child) for child in expr.src]
+        if op is ExprOp.BINARY and expr.arg is BinaryOp.POW and expr.dtype.kind in "iu":
+            self.check_exponent(args[1])
         if op is ExprOp.UNARY:
             return ops.unary(self, expr.arg, args[0])
         if op is ExprOp.BINARY:
@@ -166,6 +177,37 @@ class _Function:
                 self, args[0], _kind(source), _kind(expr.dtype), register_type(expr.dtype)
             )
         raise NotImplementedError(op)
+
+    def check_exponent(self, exponent: Val) -> None:
+        """Report STATUS_NEGATIVE_POWER if any lane of an integer exponent is negative.
+
+        NumPy raises for integers to negative integer powers; the power itself then returns
+        0, and the call raises once the kernels are done. The branch is taken at most once
+        per failing call, so the predicted path costs a compare (and a vector or-reduce).
+        """
+        self.uses_status = True
+        zero = "zeroinitializer" if exponent.lanes > 1 else "0"
+        negative = ops.instr(
+            self, f"icmp slt {exponent.type} {exponent.ref}, {zero}", "i1", exponent.lanes
+        )
+        if exponent.lanes > 1:
+            negative = ops.instr(
+                self,
+                f"call i1 @llvm.vector.reduce.or.v{exponent.lanes}i1({negative.type} "
+                f"{negative.ref})",
+                "i1",
+                1,
+            )
+            self.declare(
+                f"declare i1 @llvm.vector.reduce.or.v{exponent.lanes}i1(<{exponent.lanes} x i1>)"
+            )
+        report, go_on = self.label("negpow"), self.label("powok")
+        self.line(f"br i1 {negative.ref}, label %{report}, label %{go_on}, !prof !0")
+        self.start_block(report)
+        # monotonic: other threads of the call may store the same word at the same time
+        self.line(f"store atomic i32 {STATUS_NEGATIVE_POWER}, ptr %status monotonic, align 4")
+        self.line(f"br label %{go_on}")
+        self.start_block(go_on)
 
     def power(self, base: Val, exponent: float) -> Val:
         """``base ** exponent`` for the exponents of :func:`_special_power`.
@@ -417,6 +459,8 @@ class _Function:
         params = ", ".join(f"ptr noalias {self.pointers[n]}" for n in self.buffers)
         params = (params + ", " if params else "") + "i64 %start, i64 %end"
         self.stmt(self.kernel.body)
+        if self.uses_status:
+            params += ", ptr %status"
         head = f"define internal void @{name}_body({params}) nounwind {{\nentry:"
         return "\n".join([head, *self.allocas, *self.lines, "  ret void", "}"])
 
@@ -427,12 +471,14 @@ class _Module:
         self.data_offset = data_offset
         self.features = features
         self.declarations: set[str] = set()
+        self.uses_status = False  # some kernel may report a status (see the module docstring)
 
     def kernel(self, position: int, kernel: Kernel) -> str:
         names = {d.name for d in self.program.buffers}
         used = _used_buffers(kernel.body, names)
         params = [d for d in self.program.buffers if d.name in used]
-        body = _Function(self, kernel, params).render()
+        function = _Function(self, kernel, params)
+        body = function.render()
         index = {d.name: k for k, d in enumerate(self.program.buffers)}
         lines = [f"define void @{kernel.name}(ptr %bufs, i64 %start, i64 %end) nounwind {{"]
         args = []
@@ -442,6 +488,12 @@ class _Module:
             lines.append(f"  %p_{decl.name} = load ptr, ptr {slot}")
             args.append(f"ptr %p_{decl.name}")
         args += ["i64 %start", "i64 %end"]
+        if function.uses_status:
+            self.uses_status = True
+            slot = len(self.program.buffers)
+            lines.append(f"  %s_status = getelementptr ptr, ptr %bufs, i64 {slot}")
+            lines.append("  %p_status = load ptr, ptr %s_status")
+            args.append("ptr %p_status")
         lines.append(f"  call void @{kernel.name}_body({', '.join(args)})")
         lines += ["  ret void", "}"]
         return body + "\n" + "\n".join(lines)
@@ -449,10 +501,16 @@ class _Module:
     def entry(self) -> str:
         buffers = self.program.buffers
         params = ", ".join(f"ptr %o{k}" for k in range(len(buffers)))
+        slots = len(buffers) + (1 if self.uses_status else 0)
         lines = [
-            f"define void @{ENTRY}({params}) nounwind {{",
-            f"  %bufs = alloca ptr, i64 {max(len(buffers), 1)}",
+            f"define {'i32' if self.uses_status else 'void'} @{ENTRY}({params}) nounwind {{",
+            f"  %bufs = alloca ptr, i64 {max(slots, 1)}",
         ]
+        if self.uses_status:
+            lines.append("  %status = alloca i32, align 4")
+            lines.append("  store i32 0, ptr %status")
+            lines.append(f"  %s_status = getelementptr ptr, ptr %bufs, i64 {len(buffers)}")
+            lines.append("  store ptr %status, ptr %s_status")
         for k in range(len(buffers)):
             lines.append(f"  %f{k} = getelementptr i8, ptr %o{k}, i64 {self.data_offset}")
             lines.append(f"  %d{k} = load ptr, ptr %f{k}")
@@ -466,7 +524,12 @@ class _Module:
                 )
             else:
                 lines.append(f"  call void @{kernel.name}(ptr %bufs, i64 0, i64 {extent})")
-        lines += ["  ret void", "}"]
+        if self.uses_status:
+            lines.append("  %code = load atomic i32, ptr %status monotonic, align 4")
+            lines += ["  ret i32 %code", "}"]
+            lines.append(f"@{STATUS_MARKER} = constant i32 1")
+        else:
+            lines += ["  ret void", "}"]
         return "\n".join(lines)
 
     def render(self) -> str:
@@ -477,6 +540,8 @@ class _Module:
         declarations = sorted(d for d in self.declarations if "@jitune_ipow_" not in d)
         if len(declarations) != len(self.declarations):
             parts.append(ops.ipow_helpers())
+        if self.uses_status:  # branch weights: a negative exponent is the unlikely case
+            parts.append('!0 = !{!"branch_weights", i32 1, i32 1048575}')
         return "\n\n".join(declarations + parts) + "\n"
 
 

@@ -275,27 +275,48 @@ def binary(em: Emitter, op: BinaryOp, a: Val, b: Val) -> Val:
 # the correction step (well inside the normal range, so 1/d is neither subnormal nor infinite)
 _UNIFORM_DIVISOR_RANGE = {"float": (2.0**-100, 2.0**100), "double": (2.0**-1000, 2.0**1000)}
 
+# Per lane, the correction is exact only away from both ends of the exponent range (p bits of
+# precision, normal exponents emin..emax: float p=24, emin=-126, emax=127; double 53, -1022,
+# 1023). The residual a - q*d is a multiple of ulp(q)*ulp(d) ~ 2^(e_a - 2p + 1), so it is
+# representable only if that is no finer than the smallest subnormal 2^(emin - p + 1):
+# |a| >= 2^(emin + p), here with a margin of 2 (subnormal or tiny dividends such as
+# 1e-310 / 1e-30 came out 1 ulp off). The quotient must be normal, as the final rounding
+# of q + residual*r is correct only there (5e-324 / 1.658 gave 0, not 5e-324): |q| >=
+# 2^(emin + 2). And a*r must not be near overflow, where it can round to inf while a/d is
+# finite: |q| <= 2^(emax - 1). The quotient bounds become bounds on |a| once per row:
+# |q| = |a|/|d| within an ulp, so |a| >= 2*min_q*|d| and |a| < max_q*|d|/2 keep q inside
+# with a factor 2 to spare (both products are exact: powers of two times d, or they
+# underflow where the min_a bound is the larger, or overflow to inf, where |a| < inf still
+# excludes inf). A vector with any lane outside (or a NaN) takes the true divide; zeros are
+# exact on the fast path as q = a*r, which keeps the sign of -0.0 that the correction loses.
+_UNIFORM_LANE_RANGE = {
+    # (min |a|, min |q| * 2, max |q| / 2)
+    "float": (2.0**-100, 2.0**-123, 2.0**125),
+    "double": (2.0**-967, 2.0**-1019, 2.0**1021),
+}
+
 
 def _divide_by_uniform(em: Emitter, a: Val, d: Val) -> Val:
     """``a / d`` for a vector ``a`` and a scalar ``d`` (one divisor for every lane, such as a
-    softmax row's sum), correctly rounded without a vector divide.
+    softmax row's sum), correctly rounded without a vector divide where that is provably
+    exact, and with ``fdiv`` everywhere else.
 
     ``r = 1/d`` is one scalar division that LLVM hoists out of the loop; then ``q = a*r`` and
     one correction ``q + (a - q*d)*r`` (the residual is exact with an FMA) gives the correctly
-    rounded quotient when ``r`` is the correctly rounded reciprocal (Markstein's theorem).
-    Lanes where ``q`` is not finite (inf or NaN in ``a``, overflow) keep ``q``, which is then
-    right; a divisor outside a safe range (0, inf, NaN, tiny, huge) branches to ``fdiv``.
-    A vector divide costs about 10 cycles per vector on recent x86, the fast path ~3.
+    rounded quotient when ``r`` is the correctly rounded reciprocal (Markstein's theorem),
+    as long as no value involved leaves the normal range (``_UNIFORM_LANE_RANGE``). A divisor
+    outside a safe range (0, inf, NaN, tiny, huge) branches to ``fdiv`` once per row; a
+    vector of dividends with any lane outside the lane ranges (subnormal or tiny dividends
+    or quotients, quotients near overflow, inf, NaN) branches to ``fdiv`` for that vector.
+    A vector divide costs about 10 cycles per vector on recent x86, the fast path ~3 plus
+    the range checks.
     """
     lanes = a.lanes
     low, high = _UNIFORM_DIVISOR_RANGE[d.scalar]
+    f8 = np.dtype(np.float64)
     magnitude = call_intrinsic(em, "fabs", [d])
-    above = instr(
-        em, f"fcmp oge {d.scalar} {magnitude.ref}, {literal(low, np.dtype(np.float64))}", "i1", 1
-    )
-    below = instr(
-        em, f"fcmp ole {d.scalar} {magnitude.ref}, {literal(high, np.dtype(np.float64))}", "i1", 1
-    )
+    above = instr(em, f"fcmp oge {d.scalar} {magnitude.ref}, {literal(low, f8)}", "i1", 1)
+    below = instr(em, f"fcmp ole {d.scalar} {magnitude.ref}, {literal(high, f8)}", "i1", 1)
     safe = instr(em, f"and i1 {above.ref}, {below.ref}", "i1", 1)
     reciprocal = instr(em, f"fdiv {d.scalar} 1.0, {d.ref}", d.scalar, 1)
     fast, slow, join = em.label("div_fast"), em.label("div_slow"), em.label("div_join")
@@ -307,12 +328,28 @@ def _divide_by_uniform(em: Emitter, a: Val, d: Val) -> Val:
     minus_q = instr(em, f"fneg {q.type} {q.ref}", a.scalar, lanes)
     residual = call_intrinsic(em, "fma", [minus_q, dv, a])
     corrected = call_intrinsic(em, "fma", [residual, r, q])
-    finite = compare(
-        em, "one", call_intrinsic(em, "fabs", [q]), constant(em, "0x7FF0000000000000", q)
+    # the per-row bounds on |a| (scalar work that LLVM hoists with the reciprocal)
+    min_a, min_q, max_q = (literal(v, f8) for v in _UNIFORM_LANE_RANGE[d.scalar])
+    scaled = instr(em, f"fmul {d.scalar} {magnitude.ref}, {min_q}", d.scalar, 1)
+    lowest = call_intrinsic(em, "maxnum", [scaled, Val(min_a, d.scalar)])
+    highest = instr(em, f"fmul {d.scalar} {magnitude.ref}, {max_q}", d.scalar, 1)
+    abs_a = call_intrinsic(em, "fabs", [a])
+    # ordered compares: a NaN lane fails them and so takes the divide
+    in_range = binary(
+        em,
+        BinaryOp.AND,
+        compare(em, "oge", abs_a, splat(em, lowest, lanes)),
+        compare(em, "olt", abs_a, splat(em, highest, lanes)),
     )
-    refined = select(em, finite, corrected, q)
+    zero = compare(em, "oeq", a, constant(em, "0.0", a))
+    exact = binary(em, BinaryOp.OR, in_range, zero)
+    em.declare(f"declare i1 @llvm.vector.reduce.and.v{lanes}i1(<{lanes} x i1>)")
+    every = instr(
+        em, f"call i1 @llvm.vector.reduce.and.v{lanes}i1({exact.type} {exact.ref})", "i1", 1
+    )
+    refined = select(em, zero, q, corrected)
     fast_end = em.block
-    em.line(f"br label %{join}")
+    em.line(f"br i1 {every.ref}, label %{join}, label %{slow}")
 
     em.start_block(slow)
     divided = instr(em, f"fdiv {a.type} {a.ref}, {splat(em, d, lanes).ref}", a.scalar, lanes)

@@ -20,13 +20,24 @@ _LETTERS = string.ascii_letters
 def letter_sizes(
     shapes: Sequence[tuple[int, ...]], subscripts: Sequence[str], op_name: str
 ) -> dict[str, int]:
-    """Extent of each letter; axes of extent 1 broadcast. Raises ShapeError on a mismatch."""
+    """Extent of each letter; axes of extent 1 broadcast between operands. Raises ShapeError
+    on a mismatch, and (as NumPy does) when a letter repeated within one operand (a
+    diagonal, ``'ii->i'``) has different extents there: those axes never broadcast."""
     sizes: dict[str, int] = {}
     for shape, letters in zip(shapes, subscripts):
         if len(shape) != len(letters):
             raise ShapeError(
                 located(f"{op_name}: subscripts '{letters}' do not match operand of shape {shape}")
             )
+        own: dict[str, int] = {}
+        for letter, extent in zip(letters, shape):
+            if own.setdefault(letter, extent) != extent:
+                raise ShapeError(
+                    located(
+                        f"{op_name}: index '{letter}' repeats in the operand of shape {shape} "
+                        f"with extents {own[letter]} and {extent}"
+                    )
+                )
         for letter, extent in zip(letters, shape):
             known = sizes.get(letter, 1)
             if known == 1:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import config, dtypes
-from ..errors import ArgumentError, DTypeError
+from ..errors import ArgumentError, DomainError, DTypeError
 from ..ir.compute import contiguous_strides
 from ..pipeline import Lowered, lower_graph
 from ..runtime.base import Device
@@ -58,7 +58,9 @@ def _signature(arg: Any) -> Any:
     if isinstance(arg, np.generic):
         return ("scalar", arg.dtype)
     if isinstance(arg, np.ndarray):
-        return (arg.shape, arg.dtype, arg.strides)
+        # An ndarray subclass (np.matrix, a masked array) must never share a plain array's
+        # key: the exact type in the key makes it miss the table, and _build refuses it.
+        return (kind, arg.shape, arg.dtype, arg.strides)
     strides = getattr(arg, "strides", None)
     if strides is not None:  # a GPU array: where it lives is part of the key
         device = getattr(arg, "device", None)  # CuPy: the GPU; pyopencl: the queue
@@ -120,7 +122,7 @@ def _spec(arg: Any, position: int, name: str) -> ArgSpec:
 class _Entry:
     """A compiled signature: converts scalars, allocates outputs, runs the program."""
 
-    __slots__ = ("program", "launch", "scalars", "allocations", "results", "structure")
+    __slots__ = ("program", "launch", "scalars", "allocations", "results", "structure", "call")
 
     def __init__(
         self,
@@ -129,6 +131,7 @@ class _Entry:
         args: Sequence[Any],
         specs: Sequence[ArgSpec],
         structure: Structure,
+        name: str,
     ) -> None:
         self.program = obtained.program  # keeps the machine code alive
         self.launch = obtained.program.launch
@@ -150,6 +153,8 @@ class _Entry:
         )
         self.results = plan.results
         self.structure = structure
+        # what a run-time error names: the kernel and its argument types and shapes
+        self.call = f"{name}({', '.join(f'{s.dtype}{list(s.shape)}' for s in specs)})"
 
     def __call__(self, args: Sequence[Any]) -> Any:
         arrays = list(args)
@@ -157,7 +162,10 @@ class _Entry:
             arrays[position] = np.asarray(arrays[position], dtype=dtype)
         for shape, dtype, empty in self.allocations:
             arrays.append(empty(shape, dtype))
-        self.launch(*arrays)
+        try:
+            self.launch(*arrays)
+        except DomainError as exc:  # a value NumPy refuses, found by the compiled code
+            raise DomainError(f"{self.call}: {exc}") from None
         if self.structure == "single":
             return arrays[self.results[0]]
         results = [arrays[k] for k in self.results]
@@ -220,7 +228,7 @@ class Kernel:
         specs = [_spec(arg, position, self.name) for position, arg in enumerate(args)]
         traced = trace(self.fn, specs)
         obtained = obtain(traced, specs, device, self.name, self._options(**options), retune)
-        entry = _Entry(obtained, device, args, specs, traced.structure)
+        entry = _Entry(obtained, device, args, specs, traced.structure, self.name)
         self.last = obtained
         if obtained.complete:  # after an interrupted tuning the next call resumes it
             self._table[key] = entry  # only a complete entry is ever stored

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .. import dtypes
-from ..errors import DTypeError, ShapeError, UnsupportedOperation
+from ..errors import DomainError, DTypeError, ShapeError, UnsupportedOperation
 from ..ir.graph import Array, BinaryOp, GraphOp, ReduceOp, UnaryOp
 from . import build, einsum
 from .context import located, supported
@@ -137,7 +137,21 @@ def _binary(ufunc: np.ufunc, a: Any, b: Any) -> Array:
     else:
         compute = result
     a_node, b_node = to_node(a, compute, name), to_node(b, compute, name)
+    if op is BinaryOp.POW and dtypes.is_int(result):
+        _check_exponent(a_node, b_node)
     return build.binary(op, a_node, b_node, compute, result, f"np.{name}")
+
+
+def _check_exponent(base: Array, exponent: Array) -> None:
+    """NumPy refuses integers to negative integer powers: a constant exponent is checked
+    here; any other is checked by the compiled code when it runs (``codegen/llvm.py``)."""
+    if exponent.op is GraphOp.CONST and exponent.arg < 0:
+        raise DomainError(
+            located(
+                "np.power: Integers to negative integer powers are not allowed "
+                f"({base.dtype}{list(base.shape)} ** {exponent.arg})"
+            )
+        )
 
 
 def _both_bool(a: Any, b: Any) -> bool:
@@ -283,10 +297,29 @@ def _mean(
 ) -> Tracer:
     _no_extras("mean", out=out, where=where)
     node = _operand_nodes((a,), "np.mean")[0]
-    acc = np.dtype(dtype) if dtype is not None else _mean_dtype(node.dtype)
+    acc = supported(np.dtype(dtype) if dtype is not None else _mean_dtype(node.dtype), "np.mean")
     total = build.reduce(ReduceOp.SUM, node, axis, bool(keepdims), acc)
-    count = build.constant(_reduced_count(node, axis, "mean"), acc)
-    return _wrap(build.binary(BinaryOp.TRUEDIV, total, count, acc, acc, "np.mean"))
+    return _wrap(_divide_by_count(total, _reduced_count(node, axis, "mean"), "np.mean"))
+
+
+def _divide_by_count(total: Array, count: int, name: str) -> Array:
+    """``total / count`` in ``total``'s dtype, as np.mean and np.var divide a sum.
+
+    NumPy divides with ``true_divide(total, count, out=total, casting='unsafe')`` (a full
+    reduction: ``dtype.type(total / count)``): a float total is divided in its own dtype; an
+    integer or bool total (``mean(dtype=np.int32)``) is divided in float64 and the quotient
+    cast back, truncating toward zero (``-7 / 4`` gives ``-1``).
+    """
+    dtype = total.dtype
+    if dtypes.is_float(dtype):
+        return build.binary(
+            BinaryOp.TRUEDIV, total, build.constant(count, dtype), dtype, dtype, name
+        )
+    f8 = np.dtype(np.float64)
+    quotient = build.binary(
+        BinaryOp.TRUEDIV, build.cast(total, f8), build.constant(count, f8), f8, f8, name
+    )
+    return build.cast(quotient, dtype)
 
 
 def _var(
@@ -302,19 +335,36 @@ def _var(
 ) -> Tracer:
     _no_extras("var", out=out, where=where, mean=mean, correction=correction)
     node = _operand_nodes((a,), "np.var")[0]
-    acc = np.dtype(dtype) if dtype is not None else _mean_dtype(node.dtype)
-    x = build.cast(node, acc)
-    centre = _mean(_wrap(x), axis=axis, keepdims=True).node
-    diff = build.binary(BinaryOp.SUB, x, centre, acc, acc, "np.var")
-    square = build.binary(BinaryOp.MUL, diff, diff, acc, acc, "np.var")
+    acc = supported(np.dtype(dtype) if dtype is not None else _mean_dtype(node.dtype), "np.var")
+    # NumPy's steps (numpy/_core/_methods.py::_var): the mean is a sum in ``acc`` divided
+    # like np.mean's; the deviations are ``a - mean`` in the dtype those two promote to
+    # (float64 for float64 data even when acc is float32); their squares are summed in acc.
+    count = _reduced_count(node, axis, "var")
+    centre = _divide_by_count(build.reduce(ReduceOp.SUM, node, axis, True, acc), count, "np.var")
+    diff_dtype = _result_dtype("var", np.subtract, node, centre)
+    diff = build.binary(BinaryOp.SUB, node, centre, diff_dtype, diff_dtype, "np.var")
+    square = build.binary(BinaryOp.MUL, diff, diff, diff_dtype, diff_dtype, "np.var")
     total = build.reduce(ReduceOp.SUM, square, axis, bool(keepdims), acc)
-    count = build.constant(max(_reduced_count(node, axis, "var") - ddof, 0), acc)
-    return _wrap(build.binary(BinaryOp.TRUEDIV, total, count, acc, acc, "np.var"))
+    return _wrap(_divide_by_count(total, max(count - ddof, 0), "np.var"))
 
 
 def _std(*args: Any, **kwargs: Any) -> Tracer:
+    """sqrt of np.var; an integer variance (``dtype=np.int32``) is rooted in float64 and cast
+    back, as NumPy's ``sqrt(ret, out=ret, casting='unsafe')`` does."""
     variance = _var(*args, **kwargs).node
-    return _wrap(build.unary(UnaryOp.SQRT, variance))
+    if dtypes.is_float(variance.dtype):
+        return _wrap(build.unary(UnaryOp.SQRT, variance))
+    if variance.ndim:
+        # NumPy's sqrt(ret, out=ret) runs under the 'same_kind' rule there, which refuses
+        # float64 -> int; only a full reduction (a scalar) goes through dtype.type(sqrt(ret)).
+        raise DTypeError(
+            located(
+                f"np.std: an integer dtype ({variance.dtype}) is refused for a result of "
+                f"shape {variance.shape} (NumPy cannot cast sqrt's float64 to it)"
+            )
+        )
+    root = build.unary(UnaryOp.SQRT, build.cast(variance, np.float64))
+    return _wrap(build.cast(root, variance.dtype))
 
 
 def _arg_reduction(op: ReduceOp) -> Callable[..., Any]:
@@ -479,6 +529,11 @@ def _filled(value: Any, name: str) -> Callable[..., Tracer]:
         shape = tuple(int(d) for d in shape)
         if isinstance(fill, Tracer):  # an array fill value broadcasts, as in NumPy
             filled = build.cast(_as_array(fill, f"np.{name}"), out_dtype)
+            # NumPy fills with copyto, which also drops leading axes of extent 1 that the
+            # output lacks: np.full_like(np.ones(()), np.ones((1, 1))) is array(1.)
+            extra = filled.ndim - len(shape)
+            if extra > 0 and all(d == 1 for d in filled.shape[:extra]):
+                filled = build.reshape(filled, filled.shape[extra:])
         else:
             filled = build.constant(_as_scalar(fill, f"np.{name}"), out_dtype)
         return _wrap(build.expand(filled, shape, f"np.{name}"))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .expr import Expr, ExprOp
 from .ops import BinaryOp
@@ -35,6 +37,18 @@ _INFIX = {
 }
 
 
+def constant_text(value: Any) -> str:
+    """A constant's text; distinct for distinct bits, as the structural hash needs.
+
+    ``repr`` already tells ``-0.0`` from ``0.0``, but prints every NaN as ``nan``: a NaN
+    shows its bit pattern, so kernels whose constants differ only in a NaN's sign or payload
+    never share a cache key.
+    """
+    if type(value) is float and math.isnan(value):
+        return f"nan(0x{struct.pack('>d', value).hex()})"
+    return repr(value)
+
+
 def _type(shape: tuple[int, ...], dtype: object) -> str:
     return f"{dtype}[{','.join(map(str, shape))}]"
 
@@ -52,7 +66,7 @@ def format_graph(outputs: Iterable[Array]) -> str:
         if node.op is GraphOp.INPUT:
             text = f"input {node.arg}"
         elif node.op is GraphOp.CONST:
-            text = f"const {node.arg!r}"
+            text = f"const {constant_text(node.arg)}"
         elif node.op in (GraphOp.UNARY, GraphOp.BINARY):
             text = f"{node.arg.value}({operands})"
         elif node.op is GraphOp.REDUCE:
@@ -74,7 +88,7 @@ def format_expr(expr: Expr) -> str:
     if expr.op is ExprOp.VAR:
         return str(expr.arg)
     if expr.op is ExprOp.CONST:
-        return repr(expr.arg)
+        return constant_text(expr.arg)
     args = [format_expr(child) for child in expr.src]
     if expr.op is ExprOp.LOAD:
         return f"{expr.arg}[{', '.join(args)}]"

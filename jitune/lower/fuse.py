@@ -1,8 +1,10 @@
 """Graph IR -> compute IR, with fusion.
 
 Which nodes get a buffer of their own ("roots"): the graph's outputs and every reduction or
-contraction. Everything else (elementwise ops, casts, constants and views) is inlined into the
-stages that read it, so a chain of elementwise and broadcast ops is one loop nest.
+contraction that sums over an index. Everything else (elementwise ops, casts, constants, views,
+and einsums that sum nothing, such as ``'ij,j->ij'`` or ``'ii->i'``: products of operands read
+at permuted, repeated or broadcast indices) is inlined into the stages that read it, so a chain
+of elementwise and broadcast ops is one loop nest.
 
 Epilogue fusion: when an elementwise output reads a reduction of its own shape through
 elementwise ops only, and nothing else reads that reduction, the two are one stage whose
@@ -20,7 +22,21 @@ from .index_maps import operand_indices
 from .reuse import merge_duplicates, share_summands
 
 _ELEMENTWISE = frozenset({GraphOp.UNARY, GraphOp.BINARY, GraphOp.WHERE, GraphOp.CAST})
-_COMPUTED = frozenset({GraphOp.REDUCE, GraphOp.CONTRACT})
+
+
+def _computed(node: Array) -> bool:
+    """Whether ``node`` reduces: a REDUCE, or a CONTRACT with a letter not in its output.
+
+    A contraction that sums nothing is elementwise (``_Lowering._product`` inlines it); as a
+    stage of its own it became a reduction stage without reduce axes, which the schedules do
+    not handle (``einsum('d,d->d', a, b) + c`` failed in code generation).
+    """
+    if node.op is GraphOp.REDUCE:
+        return True
+    if node.op is GraphOp.CONTRACT:
+        return not set("".join(node.arg.inputs)) <= set(node.arg.output)
+    return False
+
 
 
 def _use_counts(graph: Graph, nodes: list[Array]) -> dict[int, int]:
@@ -49,7 +65,7 @@ def _fusion_candidate(root: Array, roots: set[int], uses: dict[int, int]) -> Arr
         node, elementwise_path = stack.pop()
         for src in set(node.src):
             region_uses[id(src)] = region_uses.get(id(src), 0) + 1
-            if src.op in _COMPUTED and elementwise_path and src.shape == root.shape:
+            if _computed(src) and elementwise_path and src.shape == root.shape:
                 elementwise_reach.append(src)
             if id(src) in seen or id(src) in roots or src.op is GraphOp.INPUT:
                 continue
@@ -161,7 +177,24 @@ class _Lowering:
             return cast(operands[0], node.dtype)
         if op in VIEWS:
             return self.inline(node.src[0], operand_indices(node, indices))
+        if op is GraphOp.CONTRACT:
+            return self._product(node, indices)
         raise AssertionError(f"{op} should have been materialized")
+
+    def _product(self, node: Array, indices: tuple[Expr, ...]) -> Expr:
+        """A contraction that sums nothing, at ``indices``: the product of its operands,
+        each read at the output letters' indices (0 on an axis of extent 1, which
+        broadcasts; a letter repeated in an operand reads its diagonal)."""
+        at = dict(zip(node.arg.output, indices))
+        product: Expr | None = None
+        for letters, operand in zip(node.arg.inputs, node.src):
+            index = tuple(
+                iconst(0) if extent == 1 else at[c] for c, extent in zip(letters, operand.shape)
+            )
+            term = self.inline(operand, index)
+            product = term if product is None else binary(BinaryOp.MUL, product, term, node.dtype)
+        assert product is not None  # a contraction has at least one operand
+        return product
 
     def declare(self, node: Array, role: Role) -> str:
         """A new C-contiguous buffer of ``node``'s shape and dtype; returns its name."""
@@ -221,7 +254,7 @@ class _Lowering:
         """Append the stage computing ``node`` (with ``fused`` as its reduction, if given)."""
         axes = tuple(Axis(f"i{k}", extent) for k, extent in enumerate(node.shape))
         out_vars = tuple(var(a.name) for a in axes)
-        reducer = node if node.op in _COMPUTED else fused
+        reducer = node if _computed(node) else fused
         epilogue = None
         if reducer is None:
             body, reduce_axes, reduce_op = self.inline(node, out_vars), (), None
@@ -248,12 +281,12 @@ class _Lowering:
 
     def run(self) -> ComputeProgram:
         outputs = {id(o) for o in self.graph.outputs}
-        roots = {id(n) for n in self.nodes if n.op in _COMPUTED} | outputs
+        roots = {id(n) for n in self.nodes if _computed(n)} | outputs
         roots |= _deep_nodes(self.nodes, roots)
         fusion: dict[int, Array] = {}
         fused: set[int] = set()
         for node in self.nodes:
-            if id(node) in roots and node.op not in _COMPUTED and node.op is not GraphOp.INPUT:
+            if id(node) in roots and not _computed(node) and node.op is not GraphOp.INPUT:
                 candidate = _fusion_candidate(node, roots, self.uses)
                 if candidate is not None and id(candidate) not in fused:
                     fusion[id(node)] = candidate

@@ -15,7 +15,7 @@ import llvmlite.binding as llvm
 import numpy as np
 
 from ..codegen import llvm as llvm_codegen
-from ..errors import CompileError
+from ..errors import CompileError, DomainError
 from ..ir.loops import LoopProgram
 from .pool import ALIGNED_MIN_BYTES, MIN_BYTES, POOL, aligned_empty
 from .target import Target
@@ -159,16 +159,40 @@ def _optimize(module: llvm.ModuleRef, machine: llvm.TargetMachine) -> None:
     builder.getModulePassManager().run(module, builder)
 
 
+_STATUS_MESSAGES = {
+    llvm_codegen.STATUS_NEGATIVE_POWER: (
+        "np.power: Integers to negative integer powers are not allowed (an integer exponent "
+        "was negative)"
+    ),
+}
+
+
 class CpuProgram:
     """Calls the generated entry function with the NumPy arrays themselves: the machine code
-    reads each array's data pointer, so a call costs one ctypes call and no conversions."""
+    reads each array's data pointer, so a call costs one ctypes call and no conversions.
+
+    A program whose entry returns a status (see ``codegen/llvm.py``) is launched through
+    a wrapper that raises :class:`DomainError` for a nonzero status; others call the
+    ctypes function directly, with no extra Python frame.
+    """
 
     __slots__ = ("module", "launch")
 
     def __init__(self, module: CompiledModule, buffer_count: int) -> None:
         self.module = module  # keeps the machine code alive
-        prototype = ctypes.CFUNCTYPE(None, *([ctypes.py_object] * buffer_count))
-        self.launch = prototype(module.address(llvm_codegen.ENTRY))
+        arguments = [ctypes.py_object] * buffer_count
+        address = module.address(llvm_codegen.ENTRY)
+        if not module.engine.get_global_value_address(llvm_codegen.STATUS_MARKER):
+            self.launch = ctypes.CFUNCTYPE(None, *arguments)(address)
+            return
+        entry = ctypes.CFUNCTYPE(ctypes.c_int32, *arguments)(address)
+
+        def launch(*arrays: Any) -> None:
+            status = entry(*arrays)
+            if status:
+                raise DomainError(_STATUS_MESSAGES.get(status, f"kernel status {status}"))
+
+        self.launch = launch
 
 
 class CpuDevice:

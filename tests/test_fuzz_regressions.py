@@ -1,0 +1,276 @@
+"""Regressions found by a differential fuzzer (jitune against NumPy).
+
+Each test pins one defect: a silent difference from NumPy (value, dtype, shape), a program
+NumPy runs that jitune refused with an internal error, or an error NumPy raises that jitune
+did not raise. Results are compared with :func:`helpers.check` (compiled vs. the reference
+evaluator vs. NumPy) where NumPy gives a result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import check
+
+import jitune
+from jitune.ir.expr import const
+
+# -- constants are told apart by their bits ---------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_negative_and_positive_zero_constants_stay_apart(dtype):
+    """-0.0 == 0.0, so an IR table keyed on float equality merged the two constants and
+    (x + -0.0) / 0.0 divided by -0.0: -inf where NumPy gives inf."""
+    x = np.array([1.0, -2.0, 3.5], dtype=dtype)
+    with np.errstate(divide="ignore"):
+        got = check(lambda x: (x + -0.0) / 0.0, x)
+        np.testing.assert_array_equal(got, np.array([np.inf, -np.inf, np.inf], dtype=dtype))
+        # the other order: the first constant seen must not win either
+        got = check(lambda x: (x + 0.0) / -0.0, x)
+        np.testing.assert_array_equal(got, np.array([-np.inf, np.inf, -np.inf], dtype=dtype))
+
+
+def test_expression_constants_compare_by_bits():
+    """The IR's constant nodes: equal bits are equal (NaNs too), -0.0 is not 0.0."""
+    f8 = np.dtype(np.float64)
+    assert const(-0.0, f8) != const(0.0, f8)
+    assert len({const(-0.0, f8), const(0.0, f8)}) == 2
+    nan = const(float("nan"), f8)
+    assert nan == const(float("nan"), f8)
+    assert hash(nan) == hash(const(float("nan"), f8))
+    assert nan != const(-float("nan"), f8)
+    assert const(1.0, f8) == const(1.0, f8)
+    assert const(1.0, f8) != const(1.0, np.dtype(np.float32))
+
+
+def test_nan_constants_of_either_sign_get_their_own_cache_entry(cache_dir):
+    """The structural key printed every NaN as 'nan': a kernel adding -nan loaded the binary
+    of one adding +nan from the disk cache, and the sign of the result's NaNs flipped."""
+    negative = -np.float64(np.nan)
+    assert np.signbit(negative)
+    x = np.ones(3)
+
+    plus = jitune.kernel(lambda x: x + np.float64(np.nan))
+    minus = jitune.kernel(lambda x: x + negative)
+    np.testing.assert_array_equal(np.signbit(plus(x)), np.signbit(x + np.float64(np.nan)))
+    np.testing.assert_array_equal(np.signbit(minus(x)), np.signbit(x + negative))
+    assert minus.compile_count == 1 and minus.load_count == 0
+
+
+# -- integers to negative integer powers ------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "bool"])
+@pytest.mark.parametrize(
+    "fn",
+    [lambda x: x**-1, lambda x: np.power(x, np.int64(-3)), lambda x: (x**-2).sum()],
+    ids=["x**-1", "power(x, int64(-3))", "sum(x**-2)"],
+)
+def test_integer_to_negative_constant_power_is_refused(fn, dtype):
+    """NumPy raises ValueError; jitune returned zeros. A constant exponent is refused while
+    tracing, with a message naming np.power and the base's dtype and shape."""
+    x = np.arange(1, 7).astype(dtype)
+    with pytest.raises(ValueError, match="negative integer powers"):
+        fn(x)
+    kernel = jitune.kernel(fn)
+    with pytest.raises(jitune.DomainError, match=r"np\.power.*\[6\]") as excinfo:
+        kernel(x)
+    assert isinstance(excinfo.value, ValueError)
+    assert kernel.compile_count == 0
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+@pytest.mark.parametrize("where", [0, 18, 36], ids=["first", "vector-body", "tail"])
+def test_integer_to_negative_array_power_raises_when_run(dtype, where):
+    """An exponent array is only known when the kernel runs: the compiled code reports a
+    negative element and the call raises; the same compiled signature still runs valid
+    exponents afterwards (37 elements: vector bodies and a tail)."""
+    x = np.arange(1, 38).astype(dtype) % 7
+    good = (np.arange(37) % 5).astype(dtype)
+    bad = good.copy()
+    bad[where] = -1
+
+    kernel = jitune.kernel(lambda x, e: x**e)
+    check(kernel, x, good)
+    with pytest.raises(ValueError, match="negative integer powers"):
+        _ = x**bad
+    with pytest.raises(jitune.DomainError, match=rf"{dtype}\[37\].*np\.power") as excinfo:
+        kernel(x, bad)
+    assert isinstance(excinfo.value, ValueError)
+    check(kernel, x, good)  # no status left over from the failed call
+    assert kernel.compile_count == 1
+
+
+@pytest.mark.parametrize(
+    "fn, exponent",
+    [
+        (lambda x, e: x**e, -2),  # a Python int argument: its value is passed at run time
+        (lambda x, e: (x**e).sum(axis=1), np.array([2, 1, -1, 0])),  # in a reduction
+        (lambda x, e: np.maximum(x**e, 3), np.array([[2], [-4], [1]])),  # broadcast exponent
+    ],
+    ids=["scalar-argument", "reduction", "broadcast"],
+)
+def test_negative_power_found_at_run_time_in_other_contexts(fn, exponent):
+    x = np.arange(1, 13).reshape(3, 4)
+    with pytest.raises(ValueError, match="negative integer powers"):
+        fn(x, exponent)
+    kernel = jitune.kernel(fn)
+    with pytest.raises(jitune.DomainError, match="negative integer powers"):
+        kernel(x, exponent)
+    positive = np.abs(exponent) if isinstance(exponent, np.ndarray) else abs(exponent)
+    check(kernel, x, positive)
+
+
+def test_negative_power_found_by_parallel_threads():
+    """A kernel large enough to run on the worker threads: one bad element in the last chunk."""
+    x = np.ones(1 << 20, dtype=np.int64)
+    exponent = np.ones_like(x)
+    exponent[-3] = -5
+    kernel = jitune.kernel(lambda x, e: x**e + 1)
+    with pytest.raises(jitune.DomainError, match="negative integer powers"):
+        kernel(x, exponent)
+    exponent[-3] = 5
+    check(kernel, x, exponent)
+
+
+def test_float_powers_with_negative_exponents_still_compute():
+    x = np.arange(1.0, 6.0)
+    check(lambda x, e: x**e, x, -np.arange(5.0))
+    check(lambda x: x**-3, x)
+    check(lambda x: x.astype(np.int64) ** -1.0, x)  # a float exponent makes it float
+
+
+# -- einsum: a repeated index's extents must agree within an operand ---------------------------
+
+
+@pytest.mark.parametrize(
+    "spec, shapes",
+    [
+        ("ii->i", [(3, 1)]),
+        ("ii->i", [(1, 3)]),
+        ("ii", [(2, 1)]),
+        ("iij->j", [(4, 1, 2)]),
+        ("ii,i->i", [(3, 1), (3,)]),
+    ],
+)
+def test_einsum_diagonal_with_unequal_extents_is_refused(spec, shapes):
+    """An extent-1 axis broadcasts against other operands, never against its own diagonal
+    partner: NumPy raises, jitune returned [1, 1, 1] for 'ii->i' on a (3, 1) array."""
+    operands = [np.ones(shape) for shape in shapes]
+    with pytest.raises(ValueError):
+        np.einsum(spec, *operands)
+    kernel = jitune.kernel(lambda *ops: np.einsum(spec, *ops))
+    with pytest.raises(jitune.ShapeError, match=r"einsum\('.*'\).*index 'i'.*\(") as excinfo:
+        kernel(*operands)
+    assert str(shapes[0]) in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "spec, shapes",
+    [
+        ("ii->i", [(3, 3)]),
+        ("ii->i", [(1, 1)]),
+        ("ii,i->i", [(3, 3), (1,)]),
+        ("ij,j->i", [(3, 1), (4,)]),
+    ],
+)
+def test_einsum_repeated_and_broadcast_indices_that_numpy_accepts(spec, shapes, rng):
+    operands = [rng.standard_normal(shape) for shape in shapes]
+    check(lambda *ops: np.einsum(spec, *ops), *operands)
+
+
+# -- einsums that sum nothing, feeding other ops ------------------------------------------------
+
+_ELEMENTWISE_EINSUMS = {
+    "d,d->d": [(5,), (5,)],
+    "i,i->i": [(37,), (37,)],
+    "ij,ij->ij": [(3, 17), (3, 17)],
+    "ij,j->ij": [(4, 9), (9,)],
+    "ij,ij->ji": [(3, 5), (3, 5)],
+    "i,j->ij": [(6,), (7,)],
+    "ii->i": [(6, 6)],
+    "ij->ji": [(4, 3)],
+}
+
+_CONSUMERS = {
+    "+": lambda e, c: e + c,
+    "*": lambda e, c: c * e,
+    "maximum": lambda e, c: np.maximum(e, c),
+    "where": lambda e, c: np.where(e > 0, e, c),
+    "exp": lambda e, c: np.exp(e) - c,
+    "sum": lambda e, c: (e + c).sum(axis=-1),
+    "sum-all": lambda e, c: e.sum() + c,
+    "mean": lambda e, c: (e * c).mean(axis=0),
+}
+
+
+@pytest.mark.parametrize("consumer", sorted(_CONSUMERS))
+@pytest.mark.parametrize("spec", sorted(_ELEMENTWISE_EINSUMS))
+def test_einsum_without_a_summed_index_feeds_other_ops(spec, consumer, rng):
+    """einsum('d,d->d', a, b) + c raised KeyError: 'i0' in code generation: the einsum was a
+    reduction stage without reduce axes, fused with its consumer as an epilogue. It is
+    elementwise (a product of operands at permuted, repeated or broadcast indices)."""
+    shapes = _ELEMENTWISE_EINSUMS[spec]
+    operands = [rng.standard_normal(shape) for shape in shapes]
+    out_shape = np.einsum(spec, *operands).shape
+    c = rng.standard_normal(out_shape)
+    use = _CONSUMERS[consumer]
+
+    def fn(*args):
+        return use(np.einsum(spec, *args[:-1]), args[-1])
+
+    check(fn, *operands, c)
+
+
+@pytest.mark.parametrize("spec", sorted(_ELEMENTWISE_EINSUMS))
+def test_einsum_without_a_summed_index_alone_and_reused(spec, rng):
+    """The einsum as an output of its own, and read by two consumers (one a reduction)."""
+    operands = [
+        rng.standard_normal(shape).astype(np.float32) for shape in _ELEMENTWISE_EINSUMS[spec]
+    ]
+    check(lambda *ops: np.einsum(spec, *ops), *operands)
+
+    def two_uses(*ops):
+        e = np.einsum(spec, *ops)
+        return e * 2, e.max(axis=0)
+
+    check(two_uses, *operands)
+
+
+def test_integer_elementwise_einsum_feeds_a_binary_op():
+    a = np.arange(12, dtype=np.int32).reshape(3, 4)
+    b = np.arange(4, dtype=np.int64)
+    check(lambda a, b: np.einsum("ij,j->ij", a, b) - b, a, b)
+
+
+# -- full_like with an array fill value of more axes -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape, fill_shape",
+    [
+        ((), (1,)),
+        ((), (1, 1)),
+        ((3,), (1, 1, 3)),
+        ((2, 3), (1, 3)),
+        ((2, 3), (1, 1, 1)),
+        ((4,), ()),
+    ],
+)
+def test_full_like_drops_leading_unit_axes_of_the_fill_value(shape, fill_shape, rng):
+    """np.full_like(np.ones(()), np.ones(1)) is array(1.) in NumPy (its copyto ignores
+    leading axes of extent 1); jitune raised ShapeError."""
+    a = np.zeros(shape)
+    fill = rng.standard_normal(fill_shape)
+    check(lambda a, f: np.full_like(a, f), a, fill)
+    check(lambda a, f: np.full_like(a, f, dtype=np.float32) + 1, a, fill)
+
+
+@pytest.mark.parametrize("shape, fill_shape", [((3,), (2, 3)), ((), (2,)), ((3,), (4,))])
+def test_full_like_with_a_fill_value_that_does_not_fit_is_refused(shape, fill_shape):
+    a, fill = np.zeros(shape), np.ones(fill_shape)
+    with pytest.raises(ValueError):
+        np.full_like(a, fill)
+    with pytest.raises(jitune.ShapeError, match=r"np\.full_like"):
+        jitune.kernel(lambda a, f: np.full_like(a, f))(a, fill)
