@@ -249,3 +249,16 @@ def test_a_warm_process_builds_nothing(cache_dir):
 
     assert run() == ["1", "0"]
     assert run() == ["0", "1"]
+
+
+def test_an_updated_pyopencl_argument_is_written_back_on_its_device():
+    def f(a, b):
+        a += b
+        return a * 2
+
+    a, b = np.arange(6, dtype=np.float32), np.ones(6, np.float32)
+    da, db = to_device(a), to_device(b)
+    out = jitune.kernel(f)(da, db)
+    np.testing.assert_allclose(out.get(), (a + b) * 2)
+    np.testing.assert_allclose(da.get(), a + b)  # the argument itself, on its queue
+    np.testing.assert_allclose(db.get(), b)

@@ -46,6 +46,12 @@ def cast(x: Array, dtype: np.dtype) -> Array:
     return Array(GraphOp.CAST, (x,), x.shape, dtype)
 
 
+def copy(x: Array) -> Array:
+    """A node with ``x``'s value that is not ``x``: a copy in NumPy's sense, which the
+    mutation tracking must not take for a view of ``x`` (lowering inlines it away)."""
+    return Array(GraphOp.CAST, (x,), x.shape, x.dtype)
+
+
 def expand(x: Array, shape: tuple[int, ...], op_name: str = "broadcast_to") -> Array:
     """Broadcast ``x`` to ``shape`` with NumPy's rules."""
     shape = tuple(int(d) for d in shape)

@@ -12,7 +12,9 @@ from . import build
 from .context import located
 
 
-def _expand_key(key: Any, ndim: int, shape: tuple[int, ...]) -> list[Any]:
+def expand_key(key: Any, ndim: int, shape: tuple[int, ...]) -> list[Any]:
+    """``key`` as one item per axis (``...`` expanded, missing axes as ``:``), with ``None``
+    items kept; raises for keys that are not basic indexing with constants."""
     items = list(key) if isinstance(key, tuple) else [key]
     for item in items:
         if isinstance(item, (bool, np.bool_)):
@@ -53,7 +55,7 @@ def _expand_key(key: Any, ndim: int, shape: tuple[int, ...]) -> list[Any]:
 
 def basic_index(node: Array, key: Any) -> Array:
     """The node for ``node[key]``; raises for advanced indexing or out-of-range ints."""
-    items = _expand_key(key, node.ndim, node.shape)
+    items = expand_key(key, node.ndim, node.shape)
     starts, steps, counts, final_shape = [], [], [], []
     axis = 0
     for item in items:

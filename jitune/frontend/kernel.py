@@ -83,7 +83,7 @@ def _spec(arg: Any, position: int, name: str) -> ArgSpec:
     """Tracing spec of one argument; raises ArgumentError/DTypeError for what cannot run."""
     kind = type(arg)
     if kind in _PYTHON_SCALARS:
-        return ArgSpec((), _PYTHON_SCALARS[kind], (), weak=kind)
+        return ArgSpec((), _PYTHON_SCALARS[kind], (), weak=kind, scalar=True)
     if isinstance(arg, complex) or (
         isinstance(arg, (np.ndarray, np.generic)) and arg.dtype.kind == "c"
     ):
@@ -92,7 +92,7 @@ def _spec(arg: Any, position: int, name: str) -> ArgSpec:
         )
     if isinstance(arg, np.generic):
         dtype = dtypes.check_supported(arg.dtype, f"{name}: argument {position}")
-        return ArgSpec((), dtype, ())
+        return ArgSpec((), dtype, (), scalar=True)
     if isinstance(arg, np.ndarray) and type(arg) is not np.ndarray:
         # np.matrix redefines *, masked arrays carry a mask: tracing them as plain arrays
         # would silently change the meaning of the function
@@ -122,7 +122,17 @@ def _spec(arg: Any, position: int, name: str) -> ArgSpec:
 class _Entry:
     """A compiled signature: converts scalars, allocates outputs, runs the program."""
 
-    __slots__ = ("program", "launch", "scalars", "allocations", "results", "structure", "call")
+    __slots__ = (
+        "program",
+        "launch",
+        "scalars",
+        "allocations",
+        "results",
+        "structure",
+        "call",
+        "writes",
+        "copy_into",
+    )
 
     def __init__(
         self,
@@ -132,6 +142,7 @@ class _Entry:
         specs: Sequence[ArgSpec],
         structure: Structure,
         name: str,
+        writes: tuple[tuple[int, int], ...] = (),
     ) -> None:
         self.program = obtained.program  # keeps the machine code alive
         self.launch = obtained.program.launch
@@ -153,6 +164,9 @@ class _Entry:
         )
         self.results = plan.results
         self.structure = structure
+        # arguments the function updates in place: (position, buffer of the new value)
+        self.writes = tuple((position, plan.results[k]) for position, k in writes)
+        self.copy_into = getattr(device, "copy_into", _copy_into)
         # what a run-time error names: the kernel and its argument types and shapes
         self.call = f"{name}({', '.join(f'{s.dtype}{list(s.shape)}' for s in specs)})"
 
@@ -160,16 +174,60 @@ class _Entry:
         arrays = list(args)
         for position, dtype in self.scalars:
             arrays[position] = np.asarray(arrays[position], dtype=dtype)
+        if self.writes:
+            _check_writable(args, self.writes, self.call)
         for shape, dtype, empty in self.allocations:
             arrays.append(empty(shape, dtype))
         try:
             self.launch(*arrays)
         except DomainError as exc:  # a value NumPy refuses, found by the compiled code
             raise DomainError(f"{self.call}: {exc}") from None
+        for position, buffer in self.writes:  # after the whole kernel: no read sees a write
+            self.copy_into(args[position], arrays[buffer])
         if self.structure == "single":
             return arrays[self.results[0]]
-        results = [arrays[k] for k in self.results]
+        if self.structure == "none":
+            return None
+        results = [arrays[k] for k in self.results[: len(self.results) - len(self.writes)]]
         return tuple(results) if self.structure == "tuple" else results
+
+
+def _copy_into(destination: Any, values: Any) -> None:
+    """Write a kernel's new value of an argument into the caller's array."""
+    if isinstance(destination, np.ndarray):
+        np.copyto(destination, values, casting="no")
+    else:  # a GPU array: a copy on its device
+        destination[...] = values
+
+
+def _check_writable(args: Sequence[Any], writes: tuple[tuple[int, int], ...], call: str) -> None:
+    """Before a kernel that updates arguments runs: each is writable and shares no memory
+    with another array argument. NumPy would see an update through the other name at once;
+    the kernel writes its arguments back only at its end, so an overlap is refused."""
+    for position, _ in writes:
+        target = args[position]
+        if isinstance(target, np.ndarray) and not target.flags.writeable:
+            raise ArgumentError(
+                f"{call}: argument {position} is updated in place but is read-only "
+                "(a broadcast or read-only view); pass a writable array"
+            )
+        for other, arg in enumerate(args):
+            if other != position and hasattr(arg, "shape") and _overlap(target, arg):
+                raise ArgumentError(
+                    f"{call}: argument {position} is updated in place and shares memory with "
+                    f"argument {other}; jitune does not run kernels whose updated arguments "
+                    "overlap other arguments (pass a copy of one)"
+                )
+
+
+def _overlap(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return bool(np.may_share_memory(a, b))
+    pointer = getattr(getattr(a, "data", None), "ptr", None)  # CuPy
+    if pointer is not None and pointer == getattr(getattr(b, "data", None), "ptr", None):
+        return True
+    base_a, base_b = getattr(a, "base_data", None), getattr(b, "base_data", None)  # pyopencl
+    return base_a is not None and base_a == base_b
 
 
 class Kernel:
@@ -228,7 +286,7 @@ class Kernel:
         specs = [_spec(arg, position, self.name) for position, arg in enumerate(args)]
         traced = trace(self.fn, specs)
         obtained = obtain(traced, specs, device, self.name, self._options(**options), retune)
-        entry = _Entry(obtained, device, args, specs, traced.structure, self.name)
+        entry = _Entry(obtained, device, args, specs, traced.structure, self.name, traced.writes)
         self.last = obtained
         if obtained.complete:  # after an interrupted tuning the next call resumes it
             self._table[key] = entry  # only a complete entry is ever stored

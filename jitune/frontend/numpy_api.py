@@ -553,7 +553,7 @@ def _as_scalar(value: Any, name: str) -> Any:
 
 
 def _copy(a: Any, *args: Any, **kwargs: Any) -> Tracer:
-    return _wrap(_node(a, "copy"))
+    return _wrap(build.copy(_node(a, "copy")))  # a node of its own: updates of a skip it
 
 
 def _astype(a: Any, dtype: Any, copy: bool = True, **kwargs: Any) -> Tracer:

@@ -11,10 +11,10 @@ import numpy as np
 from .. import dtypes
 from ..errors import ArgumentError, UnsupportedOperation
 from ..ir.graph import Array, Graph, GraphOp
-from . import build
-from .tracer import Tracer, as_node
+from . import build, mutation
+from .tracer import Tracer, as_node, layout_of
 
-Structure = Literal["single", "tuple", "list"]
+Structure = Literal["single", "tuple", "list", "none"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,12 +26,18 @@ class ArgSpec:
     dtype: np.dtype
     strides: tuple[int, ...]
     weak: type | None = None
+    scalar: bool = False  # a Python or NumPy scalar: immutable, so never written back
 
 
 @dataclasses.dataclass(frozen=True)
 class Traced:
+    """A traced function: its graph, how its results are returned, and ``writes``: for each
+    argument it updated in place, (argument position, index of its new value among the
+    graph's outputs). The graph's outputs are the results, then those new values."""
+
     graph: Graph
     structure: Structure
+    writes: tuple[tuple[int, int], ...] = ()
 
 
 def trace(fn: Callable[..., Any], specs: Sequence[ArgSpec]) -> Traced:
@@ -40,13 +46,37 @@ def trace(fn: Callable[..., Any], specs: Sequence[ArgSpec]) -> Traced:
         Array(GraphOp.INPUT, (), spec.shape, spec.dtype, position)
         for position, spec in enumerate(specs)
     )
-    tracers = [Tracer(node, spec.weak) for node, spec in zip(inputs, specs)]
-    result = fn(*tracers)
+    with mutation.tracing():
+        tracers = [_input_tracer(node, spec) for node, spec in zip(inputs, specs)]
+        result = fn(*tracers)
+        return _finish(fn, inputs, tracers, result)
+
+
+def _input_tracer(node: Array, spec: ArgSpec) -> Tracer:
+    """The tracer of one argument: an array laid out as the argument is (its views and
+    reshapes are views exactly where NumPy's are); a scalar is immutable."""
+    if spec.scalar:
+        return Tracer(node, spec.weak, mutable=False)
+    return Tracer(node, layout=layout_of(spec.shape, spec.dtype, spec.strides), mutable=True)
+
+
+def _finish(
+    fn: Callable[..., Any], inputs: tuple[Array, ...], tracers: list[Tracer], result: Any
+) -> Traced:
+    """The graph of a finished trace: the results, then the new value of every argument
+    the function updated in place (written back into the caller's array after the call)."""
+    written = tuple(
+        (position, tracer.node)
+        for position, tracer in enumerate(tracers)
+        if tracer.node is not inputs[position]
+    )
     if isinstance(result, tuple):
         structure: Structure = "tuple"
         items = list(result)
     elif isinstance(result, list):
         structure, items = "list", list(result)
+    elif result is None and written:
+        structure, items = "none", []  # a function that only updates its arguments
     else:
         structure, items = "single", [result]
     name = getattr(fn, "__name__", "kernel")
@@ -61,6 +91,8 @@ def trace(fn: Callable[..., Any], specs: Sequence[ArgSpec]) -> Traced:
             node = build.constant(node, np.result_type(node))
         dtypes.check_supported(node.dtype, f"{name}: result {position}")
         outputs.append(node)
-    if not outputs:
+    if not outputs and not written:
         raise ArgumentError(f"{name}: returned no arrays")
-    return Traced(Graph(inputs, tuple(outputs)), structure)
+    writes = tuple((position, len(outputs) + k) for k, (position, _) in enumerate(written))
+    outputs += [node for _, node in written]
+    return Traced(Graph(inputs, tuple(outputs)), structure, writes)

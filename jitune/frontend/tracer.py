@@ -14,22 +14,57 @@ from typing import Any
 import numpy as np
 
 from ..errors import DTypeError, ShapeError, UnsupportedOperation
+from ..ir.compute import contiguous_strides
 from ..ir.graph import Array
 from . import build
 from .context import located, supported
+from .mutation import register
 
 Operand = Any  # a Tracer, a Python scalar or a NumPy scalar
 
 
 class Tracer:
-    """An array under tracing: has ``shape``/``dtype`` but no values."""
+    """An array under tracing: has ``shape``/``dtype`` but no values.
 
-    __slots__ = ("node", "weak")
+    ``node`` is the array's current value; an in-place update replaces it (see
+    :mod:`~jitune.frontend.mutation`). ``view_of`` is the tracer whose memory this one shows
+    (set by the view operations of this class), ``mutable`` is False for values NumPy holds as
+    immutable scalars (0-d results, scalar arguments).
+    """
+
+    __slots__ = ("node", "weak", "view_of", "mutable", "layout", "__weakref__")
     __array_priority__ = 1000
 
-    def __init__(self, node: Array, weak: type | None = None) -> None:
+    def __init__(
+        self,
+        node: Array,
+        weak: type | None = None,
+        *,
+        view_of: Tracer | None = None,
+        mutable: bool | None = None,
+        layout: np.ndarray | None = None,
+    ) -> None:
         self.node = node
         self.weak = weak  # the Python type of a scalar argument, which promotes weakly
+        self.view_of = view_of
+        self.mutable = (node.ndim > 0 and weak is None) if mutable is None else mutable
+        self.layout = layout  # see _layout
+        register(self)
+
+    def _layout(self) -> np.ndarray:
+        """An ndarray with this array's shape and strides over no real memory (never read):
+        NumPy itself then says whether an operation on it is a view, as it would for the
+        real array. An array that is not a view is C-contiguous unless it is an argument."""
+        if self.layout is None:
+            self.layout = layout_of(self.shape, self.dtype, contiguous_strides(self.shape))
+        return self.layout
+
+    def _view(self, node: Array, layout: np.ndarray, mutable: bool | None = None) -> Tracer:
+        """A tracer for ``node``, a view of this array's memory laid out as ``layout``."""
+        owner = self.view_of if self.view_of is not None else self
+        if not self.mutable:
+            return Tracer(node)  # a view of a scalar's value is a new value
+        return Tracer(node, view_of=owner, mutable=mutable, layout=layout)
 
     # -- array attributes ------------------------------------------------------------------
     @property
@@ -142,13 +177,20 @@ class Tracer:
             raise UnsupportedOperation(located(f"reshape(order={order!r}): only order='C'"))
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = tuple(shape[0])
-        return Tracer(build.reshape(self.node, shape))
+        reshaped = build.reshape(self.node, shape)
+        layout = self._layout().view()
+        try:
+            layout.shape = reshaped.shape  # succeeds only where NumPy's reshape is a view
+        except AttributeError:
+            return Tracer(build.copy(reshaped))  # NumPy copies (a transposed array reshaped)
+        return self._view(reshaped, layout)
 
     def transpose(self, *axes: Any) -> Tracer:
         if len(axes) == 1 and axes[0] is not None and not isinstance(axes[0], (int, np.integer)):
             axes = tuple(axes[0])
         if not axes or axes == (None,):
-            return Tracer(build.permute(self.node, tuple(reversed(range(self.ndim)))))
+            axes = tuple(reversed(range(self.ndim)))
+            return self._view(build.permute(self.node, axes), self._layout().transpose(axes))
         for axis in axes:
             if not isinstance(axis, (int, np.integer)) or not -self.ndim <= axis < self.ndim:
                 raise ShapeError(
@@ -157,7 +199,8 @@ class Tracer:
                         f"{self.shape}"
                     )
                 )
-        return Tracer(build.permute(self.node, tuple(int(a) % self.ndim for a in axes)))
+        perm = tuple(int(a) % self.ndim for a in axes)
+        return self._view(build.permute(self.node, perm), self._layout().transpose(perm))
 
     @property
     def T(self) -> Tracer:  # noqa: N802 - NumPy's name
@@ -166,17 +209,23 @@ class Tracer:
     def astype(self, dtype: Any, copy: bool = True) -> Tracer:
         what = f"astype({np.dtype(dtype)})" if _is_dtype(dtype) else f"astype({dtype!r})"
         target = supported(dtype, what)
+        if target == self.dtype:
+            return self if not copy else Tracer(build.copy(self.node))
         return Tracer(build.cast(self.node, target))
 
     def __getitem__(self, key: Any) -> Tracer:
-        from .indexing import basic_index
+        from .indexing import basic_index, expand_key
 
-        return Tracer(basic_index(self.node, key))
+        node = basic_index(self.node, key)
+        items = expand_key(key, self.ndim, self.shape)
+        if items and all(isinstance(item, (int, np.integer)) for item in items):
+            return Tracer(build.copy(node))  # one element: NumPy gives a scalar, a copy
+        return self._view(node, self._layout()[key], mutable=True)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        raise UnsupportedOperation(
-            located("item assignment: traced arrays are immutable; use np.where instead")
-        )
+        from .mutation import assign
+
+        assign(self, key, value)
 
     # -- operators ---------------------------------------------------------------------------
     def _binary(ufunc: np.ufunc, reflected: bool = False) -> Callable[..., Any]:  # type: ignore[misc]  # noqa: N805
@@ -208,6 +257,29 @@ class Tracer:
     del _binary
     __hash__ = None  # type: ignore[assignment]
 
+    # -- in-place operators: the array takes the result (NumPy's casting rules) ---------------
+    def _inplace(ufunc: np.ufunc, symbol: str) -> Callable[..., Any]:  # type: ignore[misc]  # noqa: N805
+        def operator(self: Tracer, other: Any) -> Any:
+            from .mutation import update
+            from .numpy_api import call_ufunc
+
+            return update(self, call_ufunc(ufunc, (self, other), {}), f"{symbol}=")
+
+        return operator
+
+    __iadd__ = _inplace(np.add, "+")
+    __isub__ = _inplace(np.subtract, "-")
+    __imul__ = _inplace(np.multiply, "*")
+    __itruediv__ = _inplace(np.true_divide, "/")
+    __ifloordiv__ = _inplace(np.floor_divide, "//")
+    __imod__ = _inplace(np.remainder, "%")
+    __ipow__ = _inplace(np.power, "**")
+    __imatmul__ = _inplace(np.matmul, "@")
+    __iand__ = _inplace(np.bitwise_and, "&")
+    __ior__ = _inplace(np.bitwise_or, "|")
+    __ixor__ = _inplace(np.bitwise_xor, "^")
+    del _inplace
+
     def __neg__(self) -> Tracer:
         return np.negative(self)  # type: ignore[return-value]
 
@@ -219,6 +291,15 @@ class Tracer:
 
     def __invert__(self) -> Tracer:
         return np.invert(self)  # type: ignore[return-value]
+
+
+def layout_of(shape: tuple[int, ...], dtype: np.dtype, strides: tuple[int, ...]) -> np.ndarray:
+    """A stand-in ndarray of ``shape`` with these element ``strides`` over one element of
+    memory: only its shape and strides are ever looked at."""
+    itemsize = np.dtype(dtype).itemsize
+    return np.lib.stride_tricks.as_strided(
+        np.empty(1, dtype), shape, tuple(s * itemsize for s in strides), writeable=False
+    )
 
 
 def _is_dtype(value: Any) -> bool:

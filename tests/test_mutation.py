@@ -1,0 +1,303 @@
+"""In-place updates with NumPy's meaning: augmented assignment and whole-array assignment,
+on local arrays and on arguments (written back into the caller's arrays), views that see the
+update, scalars that do not, and the clear errors for what is not supported yet. Every test
+compares the results and the state of every argument with NumPy's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import jitune
+from jitune.errors import ArgumentError, DTypeError, ShapeError, UnsupportedOperation
+
+
+def _copies(args):
+    return [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+
+
+def same_as_numpy(fn, *args, rtol=1e-12):
+    """Run ``fn`` on copies of ``args`` with NumPy and with jitune; results and every
+    argument's state afterwards must agree."""
+    expected_args, actual_args = _copies(args), _copies(args)
+    expected = fn(*expected_args)
+    actual = jitune.kernel(fn)(*actual_args)
+    if expected is None:
+        assert actual is None
+    else:
+        expected_items = expected if isinstance(expected, tuple) else (expected,)
+        actual_items = actual if isinstance(actual, tuple) else (actual,)
+        assert len(actual_items) == len(expected_items)
+        for got, want in zip(actual_items, expected_items):
+            assert (
+                np.shape(got) == np.shape(want) and np.asarray(got).dtype == np.asarray(want).dtype
+            )
+            np.testing.assert_allclose(got, want, rtol=rtol)
+    for position, (got, want) in enumerate(zip(actual_args, expected_args)):
+        if isinstance(want, np.ndarray):
+            assert got.dtype == want.dtype, position
+            np.testing.assert_allclose(got, want, rtol=rtol, err_msg=f"argument {position}")
+    return actual_args
+
+
+def test_augmented_assignment_on_an_argument_updates_the_callers_array():
+    def f(a, b):
+        a += b
+        return a * 2
+
+    a = np.arange(6.0).reshape(2, 3)
+    after = same_as_numpy(f, a, np.ones(3))
+    assert after[0][0, 0] == 1.0  # the caller's array itself changed
+
+
+@pytest.mark.parametrize(
+    "op", ["+=", "-=", "*=", "/=", "//=", "%=", "**=", "&=", "|=", "^="], ids=str
+)
+def test_every_augmented_operator(op):
+    floats = op not in ("&=", "|=", "^=")
+    namespace: dict = {}
+    exec(f"def f(a, b):\n    a {op} b\n    return a.sum()", namespace)
+    dtype = np.float64 if floats else np.int64
+    a = (np.arange(1, 13).reshape(3, 4) % 7 + 1).astype(dtype)
+    b = (np.arange(4) % 3 + 1).astype(dtype)
+    same_as_numpy(namespace["f"], a, b)
+
+
+def test_a_kernel_that_returns_nothing_but_writes_its_arguments():
+    def gemm(c, a, b, alpha, beta):
+        c[:] = alpha * a @ b + beta * c
+
+    rng = np.random.default_rng(0)
+    c, a, b = rng.random((5, 6)), rng.random((5, 7)), rng.random((7, 6))
+    after = same_as_numpy(gemm, c, a, b, 1.5, 0.5)
+    np.testing.assert_allclose(after[0], 1.5 * a @ b + 0.5 * c)
+
+
+def test_whole_array_assignment_forms_broadcast_and_cast_like_numpy():
+    def f(out, x):
+        out[...] = x  # broadcast (3,) into (2, 3) and cast float to int
+        tmp = out * 2
+        out[:] = tmp + 1
+        out[:, :] -= 1
+
+    same_as_numpy(f, np.zeros((2, 3), np.int32), np.array([1.7, -2.2, 3.9]))
+
+
+def test_updates_in_a_loop_and_read_after_write_order():
+    def f(u, v):
+        for _ in range(5):
+            v += u
+            u *= 0.5
+        return u + v
+
+    same_as_numpy(f, np.ones((4, 4)), np.zeros((4, 4)))
+
+
+def test_a_view_taken_before_the_update_sees_it():
+    def f(x):
+        t = x.T
+        row = x[1]
+        flat = x.reshape(-1)  # a view of a C-contiguous array
+        x += 1
+        return t, row, flat
+
+    same_as_numpy(f, np.arange(6.0).reshape(2, 3))
+
+
+def test_an_update_through_a_whole_view_updates_the_owner():
+    def f(x):
+        v = x[...]
+        v *= 3
+        x[:] += 1
+        return x + 0
+
+    same_as_numpy(f, np.arange(6.0).reshape(2, 3))
+
+
+def test_copies_and_elements_do_not_see_the_update():
+    def f(x):
+        c = x.copy()
+        e = x[0, 0]  # a NumPy scalar: a copy
+        a = x.astype(np.float64)  # a copy, also of the same dtype
+        r = x.T.reshape(-1)  # a transposed array reshaped: NumPy copies
+        x += 10
+        return c, e, a, r
+
+    same_as_numpy(f, np.arange(6.0).reshape(2, 3))
+
+
+def test_a_strided_argument_and_its_reshape():
+    def f(x):
+        flat = x.reshape(-1)  # x is a strided view: NumPy copies here
+        x *= 2
+        return flat
+
+    base = np.arange(24.0).reshape(4, 6)
+    same_as_numpy(f, base[:, ::2])
+
+
+def test_scalars_are_immutable():
+    def f(x, s):
+        total = x.sum()
+        alias = total
+        total += 1  # a new value; alias keeps the old one
+        s += 2  # a Python scalar argument: rebinding only
+        return total, alias, x * s
+
+    same_as_numpy(f, np.arange(4.0), 3)
+
+
+def test_a_zero_d_array_argument_is_updated():
+    def f(x):
+        x += 1
+
+    after = same_as_numpy(f, np.array(5.0))
+    assert after[0] == 6.0
+
+
+def test_an_argument_that_is_a_negative_stride_view():
+    def f(x, y):
+        x += y
+        return x.sum()
+
+    base = np.arange(10.0)
+    after = same_as_numpy(f, base[::-2], np.ones(5))
+    assert after[0][0] == 10.0
+
+
+def test_a_broadcast_input_still_reads_right_while_another_argument_is_written():
+    def f(out, x):
+        out += x
+
+    x = np.broadcast_to(np.arange(3.0), (4, 3))
+    same_as_numpy(f, np.zeros((4, 3)), x)
+
+
+@given(
+    st.lists(st.sampled_from(["+=", "*=", "-=", "=", "T"]), min_size=1, max_size=6),
+    st.tuples(st.integers(1, 4), st.integers(1, 4)),
+)
+def test_random_update_sequences_match_numpy(ops, shape):
+    lines = ["def f(a, b):", "    views = []"]
+    for k, op in enumerate(ops):
+        if op == "T":
+            lines.append("    views.append(a.T)")
+        elif op == "=":
+            lines.append(f"    a[...] = b * {k + 1}")
+        else:
+            lines.append(f"    a {op} b + {k}")
+    lines.append("    return (a + 0, b + 0, *views)")
+    namespace: dict = {}
+    exec("\n".join(lines), namespace)
+    rng = np.random.default_rng(len(ops))
+    same_as_numpy(namespace["f"], rng.random(shape), rng.random(shape[1:]), rtol=1e-9)
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+def test_partial_assignment_is_a_clear_error_naming_the_line():
+    def f(x):
+        x[1:-1] = 0  # the user's line
+        return x
+
+    with pytest.raises(UnsupportedOperation, match=r"part of an array.*\n.*x\[1:-1\] = 0"):
+        jitune.kernel(f)(np.ones(5))
+
+
+def test_an_element_update_is_a_clear_error():
+    def f(x):
+        x[0] += 1
+
+    with pytest.raises(UnsupportedOperation, match="part of an array"):
+        jitune.kernel(f)(np.ones(5))
+
+
+def test_same_kind_casting_is_enforced_as_in_numpy():
+    def f(x):
+        x += 1.5
+
+    with pytest.raises(TypeError):
+        np_x = np.ones(3, np.int64)
+        f(np_x)
+    with pytest.raises(DTypeError, match="same_kind"):
+        jitune.kernel(f)(np.ones(3, np.int64))
+
+
+def test_a_result_of_another_shape_cannot_be_stored():
+    def f(x, y):
+        x += y
+
+    with pytest.raises(ValueError):
+        f(np.ones(3), np.ones((2, 3)))
+    with pytest.raises(ShapeError, match="non-broadcastable output"):
+        jitune.kernel(f)(np.ones(3), np.ones((2, 3)))
+
+
+def test_a_view_of_unknown_kind_alive_at_an_update_is_an_error_not_a_guess():
+    def f(x):
+        s = np.squeeze(x)  # NumPy returns a view here, jitune does not track it
+        x += 1
+        return s
+
+    with pytest.raises(UnsupportedOperation, match="view or a copy"):
+        jitune.kernel(f)(np.ones((1, 3)))
+
+
+def test_overlapping_arguments_are_refused_when_one_is_written():
+    def f(x, y):
+        x += y
+
+    a = np.arange(6.0)
+    kernel = jitune.kernel(f)
+    with pytest.raises(ArgumentError, match="shares memory"):
+        kernel(a[:3], a[2:5])
+    kernel(a[:3], a[3:])  # disjoint views of one buffer are fine
+    np.testing.assert_array_equal(a, [3.0, 5.0, 7.0, 3.0, 4.0, 5.0])
+
+
+def test_a_read_only_argument_cannot_be_written():
+    def f(x):
+        x += 1
+
+    with pytest.raises(ArgumentError, match="read-only"):
+        jitune.kernel(f)(np.broadcast_to(np.ones(3), (2, 3)))
+
+
+def test_a_scalar_does_not_support_item_assignment():
+    def f(x):
+        s = x.sum()
+        s[...] = 1
+        return s
+
+    with pytest.raises(UnsupportedOperation, match="scalar"):
+        jitune.kernel(f)(np.ones(3))
+
+
+def test_the_compiled_kernel_is_reused_and_writes_on_every_call():
+    def f(x):
+        x *= 2
+
+    kernel = jitune.kernel(f)
+    a = np.ones(4)
+    for _ in range(3):
+        assert kernel(a) is None
+    np.testing.assert_array_equal(a, 8.0)
+    assert kernel.compile_count == 1
+
+
+def test_a_kernel_loaded_from_the_disk_cache_writes_its_arguments(cache_dir):
+    def f(x, y):
+        x *= y
+        return x - 1
+
+    first, second = np.full(4, 2.0), np.full(4, 2.0)
+    compiled = jitune.kernel(f)
+    np.testing.assert_array_equal(compiled(first, np.full(4, 3.0)), 5.0)
+    loaded = jitune.kernel(f)
+    np.testing.assert_array_equal(loaded(second, np.full(4, 3.0)), 5.0)
+    assert (compiled.compile_count, loaded.load_count) == (1, 1)
+    np.testing.assert_array_equal(first, 6.0)
+    np.testing.assert_array_equal(second, 6.0)
