@@ -7,7 +7,7 @@ def dense_relu(x, w, b):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, overload
 
 import numpy as np
@@ -46,7 +46,11 @@ class spec:  # noqa: N801 - reads like a type, used like np.empty
 def kernel(fn: Callable[..., Any]) -> Kernel: ...
 @overload
 def kernel(
-    *, name: str | None = None, budget: int | str | None = None, strategy: str | None = None
+    *,
+    name: str | None = None,
+    budget: int | str | None = None,
+    strategy: str | None = None,
+    static: Iterable[str | int] | str | int = (),
 ) -> Callable[[Callable[..., Any]], Kernel]: ...
 
 
@@ -56,17 +60,21 @@ def kernel(
     name: str | None = None,
     budget: int | str | None = None,
     strategy: str | None = None,
+    static: Iterable[str | int] | str | int = (),
 ) -> Any:
     """Compile ``fn`` (a function of NumPy arrays) per call signature.
 
-    Use as ``@jitune.kernel`` or ``@jitune.kernel(name=..., budget=..., strategy=...)``:
-    ``budget`` (trials such as ``64``, or a time such as ``"30s"``) overrides
+    Use as ``@jitune.kernel`` or ``@jitune.kernel(name=..., budget=..., strategy=...,
+    static=...)``: ``budget`` (trials such as ``64``, or a time such as ``"30s"``) overrides
     ``JITUNE_BUDGET`` for this kernel; ``strategy`` is ``"model"`` (default), ``"random"``
-    or ``"ga"``.
+    or ``"ga"``; ``static`` names the parameters (or positions) whose values are part of the
+    signature (one compiled kernel per value) and reach ``fn`` as they are. A scalar argument
+    used as a shape, loop count or axis becomes static by itself.
     """
+    options = dict(name=name, budget=budget, strategy=strategy, static=static)
     if fn is None:
-        return lambda f: Kernel(f, name=name, budget=budget, strategy=strategy)
-    return Kernel(fn, name=name, budget=budget, strategy=strategy)
+        return lambda f: Kernel(f, **options)
+    return Kernel(fn, **options)
 
 
 __all__ = [

@@ -285,10 +285,10 @@ TRACE_ERRORS = [
     ),
     (lambda x: x.item(), jitune.UnsupportedOperation, r"ndarray\.item", "x.item()"),
     (
-        lambda x: x.__setitem__(0, 1),
+        lambda x: x.__setitem__(x > 0, x),
         jitune.UnsupportedOperation,
-        r"item assignment",
-        "x.__setitem__(0, 1)",
+        r"boolean mask.*depends on the data",
+        "x.__setitem__(x > 0, x)",
     ),
     (
         lambda x: x + CONSTANT,
@@ -369,18 +369,32 @@ def test_data_dependent_if_statement_names_the_line():
     assert_traced_error(excinfo, r"control flow", "if y.sum() > 0:  # the offending line")
 
 
-def test_branch_on_a_scalar_argument_is_data_dependent():
-    """Python scalars are traced (so they are not recompiled per value): no branching."""
+def test_branch_on_a_scalar_argument_makes_it_static():
+    """A Python scalar is traced (not recompiled per value) until the function uses its value
+    in Python: then it is static, one compiled kernel per value."""
 
     @jitune.kernel
     def scaled(x, s):
-        if s > 1:  # branch on a traced Python scalar
+        if s > 1:  # branch on a Python scalar argument
             return x * s
         return x
 
+    np.testing.assert_allclose(scaled(X, 2.0), X * 2.0)
+    np.testing.assert_allclose(scaled(X, 0.5), X)
+    np.testing.assert_allclose(scaled(X, 2.0), X * 2.0)
+    assert scaled.compile_count == 2
+
+
+def test_branch_on_an_array_value_is_data_dependent_and_says_what_to_do():
+    @jitune.kernel
+    def clipped(x):
+        if x.sum() > 1:
+            return x
+        return -x
+
     with pytest.raises(jitune.UnsupportedOperation) as excinfo:
-        scaled(X, 2.0)
-    assert_traced_error(excinfo, r"control flow", "if s > 1:  # branch on a traced Python")
+        clipped(X)
+    assert_traced_error(excinfo, r"control flow.*static", "if x.sum() > 1:")
 
 
 def test_static_python_control_flow_on_shapes_is_fine(rng):
@@ -414,11 +428,13 @@ def test_returning_none_is_an_error():
 # -- argument errors: raised before tracing, naming the kernel and the argument ------------------
 
 ARGUMENT_ERRORS = [
-    ([1.0, 2.0], jitune.ArgumentError, r"argument 1 is a builtins\.list"),
-    ({"a": 1}, jitune.ArgumentError, r"argument 1 is a builtins\.dict"),
-    ((1, 2), jitune.ArgumentError, r"argument 1 is a builtins\.tuple"),
-    (None, jitune.ArgumentError, r"argument 1 is a builtins\.NoneType"),
-    ("abc", jitune.ArgumentError, r"argument 1 is a builtins\.str"),
+    # not arrays or numbers: static (passed as they are), so they must be hashable ...
+    ([1.0, 2.0], jitune.ArgumentError, r"argument 1 \(list\) is static.*unhashable"),
+    ({"a": 1}, jitune.ArgumentError, r"argument 1 \(dict\) is static.*unhashable"),
+    # ... and then the operation that receives them names them
+    ((1, 2), jitune.UnsupportedOperation, r"add.*operand of type tuple"),
+    (None, jitune.UnsupportedOperation, r"add.*operand of type NoneType"),
+    ("abc", jitune.UnsupportedOperation, r"add.*operand of type str"),
     (np.ones(3, np.complex128), jitune.DTypeError, r"argument 1.*complex"),
     (np.complex64(1), jitune.DTypeError, r"argument 1.*complex"),
     (1 + 2j, jitune.DTypeError, r"argument 1.*complex"),

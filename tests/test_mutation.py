@@ -198,21 +198,101 @@ def test_random_update_sequences_match_numpy(ops, shape):
 # -- errors -----------------------------------------------------------------------------------
 
 
-def test_partial_assignment_is_a_clear_error_naming_the_line():
+def test_assignment_to_parts_of_an_array():
     def f(x):
-        x[1:-1] = 0  # the user's line
+        b = x * 0
+        b[1:-1, ::2] = x[1:-1, ::2] + 1
+        b[0] += 5
+        b[:, -1] = -x[:, 0]
+        b[::-2, 1] = 7
+        b[2] = b[1]  # reads the updated value
+        b[..., 0] *= 3
+        return b
+
+    same_as_numpy(f, np.arange(30.0).reshape(5, 6))
+
+
+def test_a_stencil_updating_its_argument_in_time_steps():
+    def jacobi(a, b, steps):
+        for _ in range(steps):
+            b[1:-1, 1:-1] = 0.2 * (
+                a[1:-1, 1:-1] + a[1:-1, :-2] + a[1:-1, 2:] + a[2:, 1:-1] + a[:-2, 1:-1]
+            )
+            a[1:-1, 1:-1] = 0.2 * (
+                b[1:-1, 1:-1] + b[1:-1, :-2] + b[1:-1, 2:] + b[2:, 1:-1] + b[:-2, 1:-1]
+            )
+
+    rng = np.random.default_rng(1)
+    jitune_kernel = jitune.kernel(jacobi)
+    a, b = rng.random((9, 11)), rng.random((9, 11))
+    expected_a, expected_b = a.copy(), b.copy()
+    jacobi(expected_a, expected_b, 4)
+    for _ in range(4):  # one step per call, through the same compiled kernel
+        jitune_kernel(a, b, 1)
+    np.testing.assert_allclose(a, expected_a)
+    np.testing.assert_allclose(b, expected_b)
+
+
+def test_assignment_through_views_reaches_the_owner():
+    def f(x):
+        v = x[1:]
+        v[0] = 5  # x[1]
+        t = x.T
+        t[0] = -1  # x[:, 0]
+        w = x[:, None, 2]  # an added axis of extent 1
+        w[...] = 9
+        x[::-1][0, 1:] += 100  # x[-1, 1:], through a reversed view
+        return v + 0, t + 0
+
+    same_as_numpy(f, np.arange(12.0).reshape(4, 3))
+
+
+def test_masked_assignment_of_a_scalar():
+    def f(x):
+        x[x > 2] = 0
+        x[x < 1] = -1.5  # cast to the int dtype, as NumPy does
         return x
 
-    with pytest.raises(UnsupportedOperation, match=r"part of an array.*\n.*x\[1:-1\] = 0"):
-        jitune.kernel(f)(np.ones(5))
+    same_as_numpy(f, np.arange(6).reshape(2, 3))
 
 
-def test_an_element_update_is_a_clear_error():
-    def f(x):
-        x[0] += 1
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-5, 5), st.integers(-5, 5), st.sampled_from([1, 2, -1, -2]), st.booleans()
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.integers(1, 7),
+)
+def test_random_slice_assignments_match_numpy(slices, n):
+    lines = ["def f(x, y):"]
+    for k, (start, stop, step, augmented) in enumerate(slices):
+        op = "+=" if augmented else "="
+        lines.append(f"    x[{start}:{stop}:{step}, 1:] {op} y[{start}:{stop}:{step}, :-1] * {k + 1}")
+    lines.append("    return x.sum(axis=1)")
+    namespace: dict = {}
+    exec("\n".join(lines), namespace)
+    rng = np.random.default_rng(n)
+    same_as_numpy(namespace["f"], rng.random((n, 3)), rng.random((n, 3)), rtol=1e-9)
 
-    with pytest.raises(UnsupportedOperation, match="part of an array"):
-        jitune.kernel(f)(np.ones(5))
+
+def test_integer_array_assignment_is_a_clear_error_naming_the_line():
+    def f(x, i):
+        x[i] = 0  # the user's line
+        return x
+
+    with pytest.raises(UnsupportedOperation, match=r"(?s)indexing.*x\[i\] = 0"):
+        jitune.kernel(f)(np.ones(5), np.array([1, 2]))
+
+
+def test_a_masked_assignment_of_an_array_is_refused():
+    def f(x, y):
+        x[x > 0] = y
+
+    with pytest.raises(UnsupportedOperation, match="depends on the data"):
+        jitune.kernel(f)(np.ones(4), np.ones(4))
 
 
 def test_same_kind_casting_is_enforced_as_in_numpy():

@@ -24,7 +24,7 @@ from ..ir.graph import (
     UnaryOp,
     broadcast_shapes,
 )
-from .context import located
+from .context import located, require_static
 
 
 def shapes_text(*arrays: Array) -> str:
@@ -93,6 +93,7 @@ def normalize_axes(
     axis: int | Sequence[int] | None, ndim: int, op_name: str, shape: tuple[int, ...]
 ) -> tuple[int, ...]:
     """Sorted non-negative axes; None means every axis."""
+    require_static(axis)
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, (int, np.integer)):
@@ -163,6 +164,7 @@ def permute(x: Array, perm: Sequence[int]) -> Array:
 
 
 def reshape(x: Array, shape: Sequence[int] | int) -> Array:
+    require_static(shape)
     items = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     if sum(1 for d in items if d == -1) > 1 or any(d < -1 for d in items):
         raise ShapeError(located(f"reshape: invalid new shape {items} for shape {x.shape}"))
@@ -186,6 +188,15 @@ def slice_axes(
         return x
     arg = tuple(zip((int(s) for s in starts), (int(s) for s in steps)))
     return Array(GraphOp.SLICE, (x,), tuple(int(c) for c in counts), x.dtype, arg)
+
+
+def update(base: Array, value: Array, starts: Sequence[int], steps: Sequence[int]) -> Array:
+    """``base`` with ``value[k]`` stored at ``base[starts + steps * k]`` per axis: the new
+    value of an array after an assignment to part of it. ``value`` has ``base``'s dtype and
+    one axis per axis of ``base`` (the counts of the region)."""
+    assert value.ndim == base.ndim and value.dtype == base.dtype
+    arg = tuple(zip((int(s) for s in starts), (int(s) for s in steps)))
+    return Array(GraphOp.UPDATE, (base, value), base.shape, base.dtype, arg)
 
 
 class WeakInput:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import linecache
 import os
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -48,3 +49,16 @@ def supported(dtype: object, what: str) -> np.dtype:
         raise DTypeError(located(str(exc))) from None
     except TypeError as exc:  # not a dtype at all
         raise DTypeError(located(f"{what}: {dtype!r} is not a dtype ({exc})")) from None
+
+
+def require_static(value: Any) -> None:
+    """Where NumPy wants Python ints (axes, shapes, indices, slice bounds): a traced value
+    computed from scalar arguments only makes them static (the function is traced again with
+    their values); anything else passes, for the caller's own checks and errors."""
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            require_static(item)
+    elif isinstance(value, slice):
+        require_static((value.start, value.stop, value.step))
+    elif hasattr(value, "node") and getattr(value, "ndim", None) == 0:
+        value.make_static()

@@ -9,13 +9,14 @@ import numpy as np
 from ..errors import ShapeError, UnsupportedOperation
 from ..ir.graph import Array
 from . import build
-from .context import located
+from .context import located, require_static
 
 
 def expand_key(key: Any, ndim: int, shape: tuple[int, ...]) -> list[Any]:
     """``key`` as one item per axis (``...`` expanded, missing axes as ``:``), with ``None``
     items kept; raises for keys that are not basic indexing with constants."""
     items = list(key) if isinstance(key, tuple) else [key]
+    require_static(items)
     for item in items:
         if isinstance(item, (bool, np.bool_)):
             # NumPy reads a bool scalar as a 0-d boolean mask (advanced indexing: x[True]

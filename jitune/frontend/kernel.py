@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,8 +16,10 @@ from ..pipeline import Lowered, lower_graph
 from ..runtime.base import Device
 from ..runtime.devices import device_named, device_of
 from ..tune import TuneOptions, TuneResult
+from . import state as trace_state
+from .arguments import Binder, check_static, traceable
 from .artifacts import Obtained, obtain
-from .trace import ArgSpec, Structure, trace
+from .trace import ArgSpec, NeedsStatic, Structure, Traced, trace
 
 
 def _report(name: str, device: Device, specs: Sequence[ArgSpec], obtained: Obtained) -> None:
@@ -66,7 +68,9 @@ def _signature(arg: Any) -> Any:
         device = getattr(arg, "device", None)  # CuPy: the GPU; pyopencl: the queue
         place = device.id if device is not None else getattr(arg, "queue", None)
         return (kind, arg.shape, arg.dtype, strides, place)
-    return ("other", kind)
+    if traceable(arg):
+        return ("other", kind)
+    return ("static", kind, arg)  # a string, tuple, None, object: static, keyed by value
 
 
 def _element_strides(arg: Any, itemsize: int, position: int, name: str) -> tuple[int, ...]:
@@ -123,6 +127,7 @@ class _Entry:
     """A compiled signature: converts scalars, allocates outputs, runs the program."""
 
     __slots__ = (
+        "positions",
         "program",
         "launch",
         "scalars",
@@ -143,7 +148,10 @@ class _Entry:
         structure: Structure,
         name: str,
         writes: tuple[tuple[int, int], ...] = (),
+        positions: tuple[int, ...] | None = None,
     ) -> None:
+        # the call's traced arguments (None: all of them; the others are static)
+        self.positions = positions
         self.program = obtained.program  # keeps the machine code alive
         self.launch = obtained.program.launch
         # GPUs allocate on the arrays' device; the CPU pools large buffers
@@ -171,6 +179,8 @@ class _Entry:
         self.call = f"{name}({', '.join(f'{s.dtype}{list(s.shape)}' for s in specs)})"
 
     def __call__(self, args: Sequence[Any]) -> Any:
+        if self.positions is not None:
+            args = [args[p] for p in self.positions]
         arrays = list(args)
         for position, dtype in self.scalars:
             arrays[position] = np.asarray(arrays[position], dtype=dtype)
@@ -190,6 +200,10 @@ class _Entry:
             return None
         results = [arrays[k] for k in self.results[: len(self.results) - len(self.writes)]]
         return tuple(results) if self.structure == "tuple" else results
+
+
+def _call_with(binder: Binder, names: Sequence[str], fn: Callable[..., Any], values: Any) -> Any:
+    return binder.call(fn, names, values)
 
 
 def _copy_into(destination: Any, values: Any) -> None:
@@ -245,10 +259,16 @@ class Kernel:
         name: str | None = None,
         budget: int | str | config.Budget | None = None,
         strategy: str | None = None,
+        static: Iterable[str | int] = (),
     ) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "kernel")
+        if isinstance(static, (str, int)):
+            static = (static,)
+        self._binder = Binder(fn, self.name, static)
+        # positions keyed and passed by value: declared, or found used as Python values
+        self._static: set[int] = set(self._binder.static)
         # checked now, so a bad value fails where it is written
         self.budget = None if budget is None else config.parse_budget(budget, "budget")
         self.strategy = strategy
@@ -262,17 +282,73 @@ class Kernel:
         self.last: Obtained | None = None  # the most recent build (tests, f.tune)
         self.load_count = 0  # signatures loaded from the disk cache
 
-    def __call__(self, *args: Any) -> Any:
-        key = tuple(map(_signature, args))
-        entry = self._table.get(key)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        binder = self._binder
+        names = None  # None: every parameter, by position (the fast path)
+        if kwargs or len(args) != binder.count or not binder.plain:
+            names, args = binder.bind(args, kwargs)
+        key = self._key(args, names)
+        try:
+            entry = self._table.get(key)
+        except TypeError:  # an unhashable static value: _build says which
+            entry = None
         if entry is None:
-            entry = self._build(args, key)
+            names = names or binder.names_of(len(args))
+            if trace_state.current() is not None:
+                # called inside another kernel's trace: its body becomes part of that trace
+                return binder.call(self.fn, names, args)
+            entry = self._build(args, names)
         return entry(args)
 
-    def _lower(self, specs: Sequence[ArgSpec], device: Device) -> tuple[Lowered, Structure]:
-        traced = trace(self.fn, specs)
-        strides = [spec.strides for spec in specs]
-        return lower_graph(traced.graph, strides, device), traced.structure
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        """A kernel defined in a class is a method: the instance is its first (static)
+        argument, so each instance has its own compiled signatures."""
+        if instance is None:
+            return self
+        return functools.partial(self, instance)
+
+    def _key(self, args: Sequence[Any], names: Sequence[str] | None) -> tuple[Any, ...]:
+        """The dispatch key: each argument's signature (its value where it is static), and
+        which parameters the call supplied unless it supplied all of them by position."""
+        if self._static:
+            given = names or self._binder.names_of(len(args))
+            key = tuple(
+                ("static", arg) if name in self._static else _signature(arg)
+                for name, arg in zip(given, args)
+            )
+        else:
+            key = tuple(map(_signature, args))
+        return key if names is None or names == self._binder.names else (names, *key)
+
+    def _split(self, args: Sequence[Any], names: Sequence[str]) -> tuple[list[int], dict[int, Any]]:
+        """The positions traced, and the static values by position."""
+        statics = {
+            position: arg
+            for position, (name, arg) in enumerate(zip(names, args))
+            if name in self._static or not traceable(arg)
+        }
+        for position, value in statics.items():
+            check_static(value, position, self.name)
+        return [p for p in range(len(args)) if p not in statics], statics
+
+    def _trace(
+        self,
+        args: Sequence[Any],
+        names: Sequence[str],
+        specs_of: Callable[[list[int]], list[ArgSpec]],
+    ) -> tuple[Traced, list[int], list[ArgSpec]]:
+        """Trace for ``args``; a scalar argument found used as a Python value (a shape, a
+        loop count) becomes static and the function is traced again with its value."""
+        call = functools.partial(_call_with, self._binder, names)
+        while True:
+            positions, statics = self._split(args, names)
+            specs = specs_of(positions)
+            try:
+                traced = trace(self.fn, specs, statics, call)
+            except NeedsStatic as needed:
+                self._static |= {names[positions[i]] for i in needed.inputs}
+                continue
+            return traced, positions, specs
 
     def _options(self, **changes: Any) -> TuneOptions:
         given = {"budget": self.budget, "strategy": self.strategy}
@@ -280,13 +356,30 @@ class Kernel:
         return TuneOptions.from_settings(**given)
 
     def _build(
-        self, args: Sequence[Any], key: tuple[Any, ...], retune: bool = False, **options: Any
+        self, args: Sequence[Any], names: Sequence[str], retune: bool = False, **options: Any
     ) -> _Entry:
-        device = device_of(args, self.name)
-        specs = [_spec(arg, position, self.name) for position, arg in enumerate(args)]
-        traced = trace(self.fn, specs)
+        positions, _ = self._split(args, names)
+        device = device_of([args[p] for p in positions], self.name)
+        traced, positions, specs = self._trace(
+            args, names, lambda traced: [_spec(args[p], p, self.name) for p in traced]
+        )
+        key = self._key(args, None if tuple(names) == self._binder.names else tuple(names))
+        if not retune:  # a scalar that became static may hit a kernel compiled earlier
+            found = self._table.get(key)
+            if found is not None:
+                return found
         obtained = obtain(traced, specs, device, self.name, self._options(**options), retune)
-        entry = _Entry(obtained, device, args, specs, traced.structure, self.name, traced.writes)
+        arrays = [args[p] for p in positions]
+        entry = _Entry(
+            obtained,
+            device,
+            arrays,
+            specs,
+            traced.structure,
+            self.name,
+            traced.writes,
+            None if len(positions) == len(args) else tuple(positions),
+        )
         self.last = obtained
         if obtained.complete:  # after an interrupted tuning the next call resumes it
             self._table[key] = entry  # only a complete entry is ever stored
@@ -309,10 +402,10 @@ class Kernel:
         Earlier records of this signature count: a budget they already exhaust measures
         nothing more. Returns what tuning chose (None if an imported config was used).
         """
-        key = tuple(map(_signature, args))
+        names, args = self._binder.bind(args, {})
         if budget is not None:
             budget = config.parse_budget(budget, "budget")
-        self._build(args, key, retune=True, budget=budget, strategy=strategy, seed=seed)
+        self._build(args, names, retune=True, budget=budget, strategy=strategy, seed=seed)
         return self.last.tuned
 
     def lower(self, *args: Any, target: str | None = None) -> Lowered:
@@ -323,24 +416,27 @@ class Kernel:
         ("cpu", "cuda") renders for that device instead of the arguments' own; "cuda" works
         without a GPU (for an sm_90 device).
         """
-        specs = []
-        arrays = []
-        for position, arg in enumerate(args):
+        names, args = self._binder.bind(args, {})
+
+        def spec_of(position: int) -> ArgSpec:
+            arg = args[position]
             if (
                 isinstance(arg, (np.ndarray, np.generic, bool, int, float))
                 or not (hasattr(arg, "shape") and hasattr(arg, "dtype"))
                 or hasattr(arg, "strides")
             ):
-                specs.append(_spec(arg, position, self.name))
-                arrays.append(arg)
-            else:  # a shape/dtype description without data
-                shape = tuple(int(d) for d in arg.shape)
-                dtype = dtypes.check_supported(
-                    np.dtype(arg.dtype), f"{self.name}: argument {position}"
-                )
-                specs.append(ArgSpec(shape, dtype, contiguous_strides(shape)))
+                return _spec(arg, position, self.name)
+            # a shape/dtype description without data
+            shape = tuple(int(d) for d in arg.shape)
+            dtype = dtypes.check_supported(np.dtype(arg.dtype), f"{self.name}: argument {position}")
+            return ArgSpec(shape, dtype, contiguous_strides(shape))
+
+        traced, positions, specs = self._trace(
+            args, names, lambda traced: [spec_of(p) for p in traced]
+        )
+        arrays = [args[p] for p in positions if hasattr(args[p], "strides")]
         device = device_of(arrays, self.name) if target is None else device_named(target)
-        return self._lower(specs, device)[0]
+        return lower_graph(traced.graph, [spec.strides for spec in specs], device)
 
     def __repr__(self) -> str:
         return f"<jitune.kernel {self.name} ({len(self._table)} compiled signatures)>"

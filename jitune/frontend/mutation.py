@@ -11,18 +11,25 @@ view operations. A live tracer whose node is a view of the old value but that is
 to be a view (it came from a function whose result NumPy may or may not copy) makes the
 update an error rather than a guess.
 
-What is supported today:
+What is supported:
 
-- augmented assignment (``x += y``, ``x *= 2``, ...) on a whole array, with NumPy's rules:
-  the result keeps ``x``'s shape and dtype, and a result dtype that cannot be cast to it
-  with ``same_kind`` casting is refused (``int_array += 1.5``);
-- assignment to the whole array (``x[...] = v``, ``x[:] = v``, ``out[:, :] = v``), which
-  broadcasts ``v`` and casts it unsafely, as NumPy's ``__setitem__`` does;
-- both on an argument: the kernel writes the argument's new value back into the caller's
-  array (see :mod:`jitune.frontend.trace`).
+- assignment with basic indexing (``x[1:-1] = v``, ``x[i] = v``, ``x[::-2, 3] = v``,
+  ``x[...] = v``), broadcasting ``v`` and casting it unsafely, as NumPy's ``__setitem__``
+  does; the new value of ``x`` is an ``UPDATE`` node (the old value with the region
+  replaced), or, when the region is all of ``x`` in place, a copy of ``v``;
+- assignment through a view (``v = x[1:]; v[0] = 5``, ``x.T[0] = 1``): the region is
+  composed through the view's slices, transposes and reshapes that add or drop axes of
+  extent 1;
+- augmented assignment (``x += y``, ``x[1:-1] *= 2``, ...), with NumPy's rules: the result
+  keeps the target's shape and dtype, and a result dtype that cannot be cast to it with
+  ``same_kind`` casting is refused (``int_array += 1.5``);
+- ``x[mask] = scalar`` for a traced boolean mask of ``x``'s shape (``np.where``);
+- all of these on an argument: the kernel writes the argument's new value back into the
+  caller's array (see :mod:`jitune.frontend.trace`).
 
-Assignment to part of an array (``x[1:-1] = ...``, ``x[i] += 1``, ``x[mask] = 0``) and
-in-place updates through a partial view raise :class:`UnsupportedOperation` naming the line.
+Refused with :class:`UnsupportedOperation` naming the line: assignment with integer arrays,
+a masked assignment of an array value (which element goes where depends on the data), and
+assignment through a broadcast or a reshape that merges axes.
 
 A 0-d value that NumPy would hold as a scalar (a full reduction, ``x[0, 0]``, a scalar
 argument) is immutable, as NumPy's scalars are: ``s += 1`` makes a new value and leaves other
@@ -31,10 +38,7 @@ names bound to the old one untouched.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import weakref
-from collections.abc import Iterator
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,38 +47,10 @@ from ..errors import DTypeError, ShapeError, UnsupportedOperation
 from ..ir.graph import VIEWS, Array, GraphOp
 from . import build
 from .context import located
+from .state import live_tracers
 
 if TYPE_CHECKING:
     from .tracer import Tracer
-
-# the tracers of the current trace, by id (tracers are unhashable, like arrays)
-_LIVE: contextvars.ContextVar[dict[int, weakref.ref[Tracer]] | None] = contextvars.ContextVar(
-    "jitune_live_tracers", default=None
-)
-
-
-@contextlib.contextmanager
-def tracing() -> Iterator[None]:
-    """The scope of one trace: the tracers made in it are tracked for view updates (per
-    thread and task, so concurrent traces never see each other's tracers)."""
-    token = _LIVE.set({})
-    try:
-        yield
-    finally:
-        _LIVE.reset(token)
-
-
-def register(tracer: Tracer) -> None:
-    """Called for every new tracer: remember it while it lives (outside a trace: nothing)."""
-    live = _LIVE.get()
-    if live is not None:
-        key = id(tracer)
-        live[key] = weakref.ref(tracer, lambda _: live.pop(key, None))
-
-
-def _live_tracers() -> list[Tracer]:
-    live = _LIVE.get() or {}
-    return [t for t in (ref() for ref in list(live.values())) if t is not None]
 
 
 def _view_chain(node: Array, base: Array) -> list[Array] | None:
@@ -102,24 +78,11 @@ def _owner(tracer: Tracer) -> Tracer:
     return tracer.view_of if tracer.view_of is not None else tracer
 
 
-def _is_identity(chain: list[Array]) -> bool:
-    """Whether these views show every element of the base in its own place (``x[...]``,
-    ``x[:]``, a reshape to the same shape)."""
-    for view in chain:
-        if view.shape != view.src[0].shape:
-            return False
-        if view.op is GraphOp.SLICE and any(start != 0 or step != 1 for start, step in view.arg):
-            return False
-        if view.op is GraphOp.PERMUTE and tuple(view.arg) != tuple(range(len(view.shape))):
-            return False
-    return True
-
-
 def _replace(owner: Tracer, new: Array, what: str) -> None:
     """Give ``owner`` the value ``new`` and rebuild every live view of it on that value."""
     old = owner.node
     rebuilt: list[tuple[Tracer, Array]] = []
-    for other in _live_tracers():
+    for other in live_tracers():
         if other is owner:
             continue
         chain = _view_chain(other.node, old)
@@ -140,71 +103,139 @@ def _replace(owner: Tracer, new: Array, what: str) -> None:
         other.node = node
 
 
-def _refuse_partial(target: Tracer, what: str) -> None:
-    raise UnsupportedOperation(
-        located(
-            f"{what}: assignment to part of an array (shape {target.shape}) is not supported "
-            "yet: only whole arrays can be updated in place (x[...] = v, x += v); build the "
-            "new array with np.where or arithmetic instead"
-        )
+def _refuse(target: Tracer, what: str, why: str) -> None:
+    raise UnsupportedOperation(located(f"{what} (shape {target.shape}): {why}"))
+
+
+@dataclasses.dataclass
+class Region:
+    """Where the elements of a view lie in its owner: view axis ``d`` moves along owner axis
+    ``axis_of[d]`` (None: an axis of extent 1 the view added); owner axis ``k`` starts at
+    ``starts[k]`` in steps of ``steps[k]``; owner axes no view axis moves along are fixed."""
+
+    starts: list[int]
+    steps: list[int]
+    axis_of: list[int | None]
+
+
+def region_of(chain: list[Array], ndim: int) -> Region | None:
+    """The region of the owner that the views ``chain`` show, or None for views that are not
+    a (permuted) box of it: broadcasts, and reshapes that merge or split axes."""
+    region = Region([0] * ndim, [1] * ndim, list(range(ndim)))
+    for view in chain:
+        source_shape = view.src[0].shape
+        if view.op is GraphOp.SLICE:
+            for d, (start, step) in enumerate(view.arg):
+                k = region.axis_of[d]
+                if k is not None:
+                    region.starts[k] += region.steps[k] * start
+                    region.steps[k] *= step
+        elif view.op is GraphOp.PERMUTE:
+            region.axis_of = [region.axis_of[p] for p in view.arg]
+        elif view.op is GraphOp.RESHAPE:
+            moving = [d for d, extent in enumerate(source_shape) if extent != 1]
+            if [source_shape[d] for d in moving] != [e for e in view.shape if e != 1]:
+                return None  # axes merged or split
+            old = iter(moving)
+            region.axis_of = [
+                None if extent == 1 else region.axis_of[next(old)] for extent in view.shape
+            ]
+        else:  # EXPAND: a broadcast view is read-only in NumPy
+            return None
+    return region
+
+
+def _store(owner: Tracer, view: Array, value: Array, what: str) -> None:
+    """Store ``value`` (of ``view``'s shape and the owner's dtype) into the elements of the
+    owner that ``view`` (a view node of the owner's value) shows."""
+    chain = _view_chain(view, owner.node)
+    assert chain is not None
+    region = region_of(chain, owner.ndim)
+    if region is None:
+        _refuse(owner, what, "assignment through a broadcast or a reshape that merges axes")
+    if 0 in view.shape:
+        return  # an empty region: nothing changes
+    mapped = [(k, d) for d, k in enumerate(region.axis_of) if k is not None]
+    counts = [1] * owner.ndim
+    for k, d in mapped:
+        counts[k] = view.shape[d]
+    whole = counts == list(owner.shape) and all(
+        region.starts[k] == 0 and (region.steps[k] == 1 or counts[k] == 1)
+        for k in range(owner.ndim)
     )
+    if whole and [k for k, _ in mapped] == sorted(k for k, _ in mapped):
+        new = build.copy(build.reshape(value, owner.shape))  # a copy: see assign
+    else:
+        # the value with one axis per owner axis, in the owner's order
+        kept = build.reshape(value, tuple(view.shape[d] for _, d in mapped))
+        order = sorted(range(len(mapped)), key=lambda j: mapped[j][0])
+        permuted = build.permute(kept, order) if order != sorted(order) else kept
+        placed = build.reshape(permuted, tuple(counts))
+        new = build.update(owner.node, placed, region.starts, region.steps)
+    _replace(owner, new, what)
 
 
-def _target(target: Tracer, what: str) -> Tracer:
-    """The tracer whose value an update of ``target`` replaces: ``target`` itself, or the
-    owner of a view that shows all of it in place."""
+def _writable(target: Tracer, what: str) -> Tracer:
+    """The owner of ``target``'s memory; refuses NumPy scalars, which are immutable."""
     if not target.mutable:
-        raise UnsupportedOperation(
-            located(
-                f"{what}: this 0-d value is a NumPy scalar (a reduction's result, an element, a "
-                "scalar argument), which does not support item assignment"
-            )
+        _refuse(
+            target,
+            what,
+            "this 0-d value is a NumPy scalar (a reduction's result, an element, a scalar "
+            "argument), which does not support item assignment",
         )
-    owner = _owner(target)
-    if owner is target:
-        return owner
-    chain = _view_chain(target.node, owner.node)
-    if chain is None or not _is_identity(chain):
-        _refuse_partial(target, f"{what} through a view")
-    return owner
-
-
-def _full_key(key: Any, shape: tuple[int, ...]) -> bool:
-    """Whether ``x[key]`` is all of ``x`` in place (``...``, ``:`` or ``0:n`` on every axis);
-    a key that is not basic indexing raises as reading with it would."""
-    from .indexing import expand_key
-
-    items = expand_key(key, len(shape), shape)
-    if any(not isinstance(item, slice) for item in items):
-        return False  # an integer picks part of an axis; None adds one
-    return all(item.indices(extent) == (0, extent, 1) for item, extent in zip(items, shape))
+    return _owner(target)
 
 
 def assign(target: Tracer, key: Any, value: Any) -> None:
-    """``target[key] = value`` for a key that selects the whole array."""
-    from .tracer import to_node
+    """``target[key] = value``: the elements ``key`` selects take ``value``, broadcast to
+    their shape and cast unsafely, as NumPy's ``__setitem__`` does."""
+    from .indexing import basic_index
+    from .tracer import Tracer, to_node
 
     what = "item assignment"
-    if not _full_key(key, target.shape):
-        _refuse_partial(target, what)
-    owner = _target(target, what)
+    owner = _writable(target, what)
+    if isinstance(key, Tracer) and key.dtype == np.bool_:
+        _assign_masked(owner, target, key, value, what)
+        return
+    view = basic_index(target.node, key)
     node = to_node(value, target.dtype, what)
     if node.dtype != target.dtype:
-        node = build.cast(node, target.dtype)  # NumPy's __setitem__ casts unsafely
-    if node.shape != target.shape:
+        node = build.cast(node, target.dtype)
+    if node.shape != view.shape:
         try:
-            node = build.expand(node, target.shape, what)
+            node = build.expand(node, view.shape, what)
         except ShapeError:
             raise ShapeError(
                 located(
                     f"{what}: could not broadcast input array from shape {node.shape} into "
-                    f"shape {target.shape}"
+                    f"shape {view.shape}"
                 )
             ) from None
-    if node is owner.node or node is target.node:
+    if node is view:
         return  # x[...] = x
-    # a copy: the value's own tracer stays a separate array (``x[...] = y; y += 1``)
-    _replace(owner, build.copy(node), what)
+    _store(owner, view, node, what)
+
+
+def _assign_masked(owner: Tracer, target: Tracer, mask: Tracer, value: Any, what: str) -> None:
+    """``target[mask] = value`` for a traced boolean mask of ``target``'s shape and a scalar
+    value: ``np.where(mask, value, target)``. A value with one element per True element
+    depends on the data and is refused."""
+    from .tracer import to_node
+
+    what = f"{what} with a boolean mask"
+    if mask.shape != target.shape:
+        _refuse(target, what, f"the mask's shape {mask.shape} must equal the array's")
+    node = to_node(value, target.dtype, what)
+    if node.ndim != 0:
+        _refuse(
+            target,
+            what,
+            f"a value of shape {node.shape}: its elements go to the True elements of the mask "
+            "in order, which depends on the data; only a scalar value is supported",
+        )
+    node = build.expand(build.cast(node, target.dtype), target.shape, what)
+    _store(owner, target.node, build.where(mask.node, node, target.node, target.dtype), what)
 
 
 def update(target: Tracer, result: Any, op_name: str) -> Tracer:
@@ -232,6 +263,6 @@ def update(target: Tracer, result: Any, op_name: str) -> Tracer:
                 "casting rule 'same_kind', as NumPy's in-place operators require"
             )
         )
-    owner = _target(target, what)
-    _replace(owner, build.cast(result.node, target.dtype), what)
+    owner = _writable(target, what)
+    _store(owner, target.node, build.cast(result.node, target.dtype), what)
     return target

@@ -15,7 +15,7 @@ from .. import dtypes
 from ..errors import DomainError, DTypeError, ShapeError, UnsupportedOperation
 from ..ir.graph import Array, BinaryOp, GraphOp, ReduceOp, UnaryOp
 from . import build, einsum
-from .context import located, supported
+from .context import located, require_static, supported
 from .tracer import Tracer, as_node, to_node
 
 _UNARY: dict[np.ufunc, UnaryOp] = {
@@ -371,6 +371,7 @@ def _arg_reduction(op: ReduceOp) -> Callable[..., Any]:
     def handler(a: Any, axis: Any = None, out: Any = None, *, keepdims: Any = False) -> Tracer:
         _no_extras(op.value, out=out)
         node = _operand_nodes((a,), f"np.{op.value}")[0]
+        require_static(axis)
         if axis is not None and not isinstance(axis, (int, np.integer)):
             raise ShapeError(located(f"np.{op.value}: axis must be an int or None, got {axis!r}"))
         return _wrap(build.reduce(op, node, axis, bool(keepdims), np.dtype(np.int64)))
@@ -402,6 +403,7 @@ def _swapaxes(a: Any, axis1: int, axis2: int) -> Tracer:
 
 def _axis_list(axes: Any, ndim: int, name: str, shape: tuple[int, ...]) -> list[int]:
     """Non-negative axes in the given order; raises ShapeError if out of range or repeated."""
+    require_static(axes)
     items = [axes] if isinstance(axes, (int, np.integer)) else list(axes)
     for item in items:
         if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
@@ -522,6 +524,7 @@ def _filled(value: Any, name: str) -> Callable[..., Tracer]:
         dtype = options.get("dtype")
         out_dtype = supported(dtype if dtype is not None else node.dtype, f"np.{name}")
         shape = options.get("shape")
+        require_static(shape)
         if shape is None:
             shape = node.shape
         elif isinstance(shape, (int, np.integer)):

@@ -9,9 +9,9 @@ from typing import Any, Literal
 import numpy as np
 
 from .. import dtypes
-from ..errors import ArgumentError, UnsupportedOperation
+from ..errors import ArgumentError, JituneError, UnsupportedOperation
 from ..ir.graph import Array, Graph, GraphOp
-from . import build, mutation
+from . import build, state
 from .tracer import Tracer, as_node, layout_of
 
 Structure = Literal["single", "tuple", "list", "none"]
@@ -40,15 +40,52 @@ class Traced:
     writes: tuple[tuple[int, int], ...] = ()
 
 
-def trace(fn: Callable[..., Any], specs: Sequence[ArgSpec]) -> Traced:
-    """Run ``fn`` on tracers for ``specs`` and return the recorded graph."""
+class NeedsStatic(Exception):  # noqa: N818 - a signal to the caller, not an error
+    """The trace used the value of scalar arguments in Python (a shape, a loop count, an
+    axis): ``inputs`` are their positions among the traced arguments; trace again with
+    them static."""
+
+    def __init__(self, inputs: set[int]) -> None:
+        super().__init__(sorted(inputs))
+        self.inputs = inputs
+
+
+def trace(
+    fn: Callable[..., Any],
+    specs: Sequence[ArgSpec],
+    statics: dict[int, Any] | None = None,
+    call: Callable[[Callable[..., Any], Sequence[Any]], Any] | None = None,
+) -> Traced:
+    """Run ``fn`` on tracers for ``specs`` and return the recorded graph.
+
+    ``statics`` are arguments passed as they are, by their position in the call (the traced
+    ones fill the other positions, in order); ``call(fn, arguments)`` calls ``fn`` (default:
+    positionally). Raises :class:`NeedsStatic` when a scalar argument's value was used in
+    Python, and the jitune error NumPy's own code turned into one of its own exceptions.
+    """
+    statics = statics or {}
     inputs = tuple(
         Array(GraphOp.INPUT, (), spec.shape, spec.dtype, position)
         for position, spec in enumerate(specs)
     )
-    with mutation.tracing():
+    with state.tracing() as scope:
+        scope.scalars = {k for k, spec in enumerate(specs) if spec.scalar}
         tracers = [_input_tracer(node, spec) for node, spec in zip(inputs, specs)]
-        result = fn(*tracers)
+        arguments: list[Any] = []
+        traced = iter(tracers)
+        for position in range(len(specs) + len(statics)):
+            arguments.append(statics[position] if position in statics else next(traced))
+        try:
+            result = call(fn, arguments) if call is not None else fn(*arguments)
+        except Exception as exc:
+            if scope.static:
+                raise NeedsStatic(scope.static) from exc
+            if scope.error is not None and not isinstance(exc, JituneError):
+                # NumPy called back into a tracer, which raised, and replaced the error
+                raise scope.error from exc
+            raise
+        if scope.static:  # a caught error does not undo the need
+            raise NeedsStatic(scope.static)
         return _finish(fn, inputs, tracers, result)
 
 

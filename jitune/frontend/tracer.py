@@ -13,14 +13,19 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DTypeError, ShapeError, UnsupportedOperation
+from ..errors import DTypeError, JituneError, ShapeError, UnsupportedOperation
 from ..ir.compute import contiguous_strides
-from ..ir.graph import Array
-from . import build
-from .context import located, supported
-from .mutation import register
+from ..ir.graph import Array, GraphOp
+from . import build, state
+from .context import located, require_static, supported
+from .state import register
 
 Operand = Any  # a Tracer, a Python scalar or a NumPy scalar
+
+
+class UnsupportedAttribute(UnsupportedOperation, AttributeError):
+    """An ndarray attribute tracers lack: a jitune error, and an AttributeError, so that
+    ``hasattr`` and ``getattr(x, name, default)`` answer as for any missing attribute."""
 
 
 class Tracer:
@@ -95,7 +100,7 @@ class Tracer:
         # Only reached for attributes the class does not define: name the ndarray feature
         # that jitune lacks instead of a bare AttributeError.
         if not name.startswith("__") and hasattr(np.ndarray, name):
-            raise UnsupportedOperation(
+            raise UnsupportedAttribute(
                 located(f"ndarray.{name} is not supported by jitune (shape {self.shape})")
             )
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
@@ -113,30 +118,60 @@ class Tracer:
         from .numpy_api import call_ufunc
 
         if method != "__call__":
-            raise UnsupportedOperation(
-                located(f"np.{ufunc.__name__}.{method} is not supported by jitune")
+            raise state.raised(
+                UnsupportedOperation(
+                    located(f"np.{ufunc.__name__}.{method} is not supported by jitune")
+                )
             )
-        return call_ufunc(ufunc, inputs, kwargs)
+        try:
+            return call_ufunc(ufunc, inputs, kwargs)
+        except JituneError as exc:  # NumPy may replace it with its own: remember it
+            raise state.raised(exc) from None
 
     def __array_function__(self, func: Callable, types: Any, args: Any, kwargs: Any) -> Any:
         from .numpy_api import call_function
 
-        return call_function(func, args, kwargs)
+        try:
+            return call_function(func, args, kwargs)
+        except JituneError as exc:
+            raise state.raised(exc) from None
 
     def __array__(self, *args: Any, **kwargs: Any) -> Any:
-        raise UnsupportedOperation(
-            located(
-                "converting a traced array to a concrete NumPy array (np.asarray, float(), "
-                "a Python loop or branch over its values) is not supported inside "
-                "@jitune.kernel"
+        raise state.raised(
+            UnsupportedOperation(
+                located(
+                    "converting a traced array to a concrete NumPy array (np.asarray, float(), "
+                    "a Python loop or branch over its values) is not supported inside "
+                    "@jitune.kernel"
+                )
             )
         )
 
+    def make_static(self) -> None:
+        """If this value comes from scalar arguments only: they are used as Python values
+        (a shape, loop count or axis), so they become static (part of the signature by
+        value) and the function is traced again with their values. Raises to end this trace;
+        returns for any other value."""
+        scope = state.current()
+        inputs = _inputs_of(self.node)
+        if scope is not None and inputs and inputs <= scope.scalars:
+            scope.static |= inputs
+            raise state.raised(
+                UnsupportedOperation(located("a scalar argument's value is used in Python"))
+            )
+
     def _concrete(self, *args: Any) -> Any:
-        raise UnsupportedOperation(
-            located(
-                "using a traced array's value in Python control flow (bool, int, float, "
-                "iteration) is not supported inside @jitune.kernel"
+        self.make_static()
+        raise state.raised(
+            UnsupportedOperation(
+                located(
+                    "using a traced array's value in Python control flow (bool, int, float, "
+                    "iteration, a shape) is not supported inside @jitune.kernel: arrays have "
+                    "no values while tracing. An int used as a shape, axis or loop count must "
+                    "be a Python int argument (it is then static: one compiled kernel per "
+                    "value; or declare it with @jitune.kernel(static=('n',))) or come from "
+                    "an array's .shape"
+                )
             )
         )
 
@@ -186,6 +221,7 @@ class Tracer:
         return self._view(reshaped, layout)
 
     def transpose(self, *axes: Any) -> Tracer:
+        require_static(axes)
         if len(axes) == 1 and axes[0] is not None and not isinstance(axes[0], (int, np.integer)):
             axes = tuple(axes[0])
         if not axes or axes == (None,):
@@ -291,6 +327,21 @@ class Tracer:
 
     def __invert__(self) -> Tracer:
         return np.invert(self)  # type: ignore[return-value]
+
+
+def _inputs_of(node: Array) -> set[int]:
+    """The positions of the graph inputs ``node`` is computed from."""
+    found: set[int] = set()
+    stack, seen = [node], set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if current.op is GraphOp.INPUT:
+            found.add(current.arg)
+        stack.extend(current.src)
+    return found
 
 
 def layout_of(shape: tuple[int, ...], dtype: np.dtype, strides: tuple[int, ...]) -> np.ndarray:

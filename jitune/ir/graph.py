@@ -31,6 +31,9 @@ class GraphOp(enum.Enum):
     RESHAPE = "reshape"  # shape: the new shape (same size)
     EXPAND = "expand"  # shape: NumPy broadcast of src to this shape
     SLICE = "slice"  # arg: tuple of (start, step) per axis; shape gives the counts
+    # src: (base, value); arg: (start, step) per axis: the base with value[k] stored at
+    # base[start + step * k] (an assignment to part of an array, as a new value)
+    UPDATE = "update"
 
 
 VIEWS = frozenset({GraphOp.PERMUTE, GraphOp.RESHAPE, GraphOp.EXPAND, GraphOp.SLICE})

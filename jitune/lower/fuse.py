@@ -16,7 +16,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..ir.compute import ACC, Axis, BufferDecl, ComputeProgram, Role, Stage, contiguous_strides
-from ..ir.expr import Expr, binary, cast, const, iconst, load, select, unary, var
+from ..ir.expr import (
+    BOOL,
+    Expr,
+    binary,
+    cast,
+    const,
+    iconst,
+    index_add,
+    index_div,
+    index_mod,
+    index_mul,
+    load,
+    select,
+    unary,
+    var,
+)
 from ..ir.graph import VIEWS, Array, BinaryOp, Graph, GraphOp, ReduceOp
 from .index_maps import operand_indices
 from .reuse import merge_duplicates, share_summands
@@ -37,6 +52,39 @@ def _computed(node: Array) -> bool:
         return not set("".join(node.arg.inputs)) <= set(node.arg.output)
     return False
 
+
+
+def region_axis(
+    i: Expr, start: int, step: int, count: int, extent: int
+) -> tuple[Expr, Expr | None]:
+    """For index ``i`` (in ``[0, extent)``) of an axis whose elements ``start + step * k``,
+    ``k < count``, were assigned: the position ``k`` (wrapped into ``[0, count)`` outside the
+    region, with non-negative index arithmetic throughout) and the test whether ``i`` lies
+    in the region (None when every index does)."""
+    size = abs(step)
+    last = start + step * (count - 1)
+    low, high = min(start, last), max(start, last)
+    if count == extent and size == 1:
+        # the whole axis: forward or reversed
+        position = i if step == 1 else index_add(iconst(start), index_mul(i, -1))
+        return position, None
+    # k = (i - start) / step inside; shifted by a multiple of size * count to stay >= 0
+    turns = (extent // (size * count)) + 2
+    if step > 0:
+        shifted = index_add(i, size * count * turns - start)
+    else:
+        shifted = index_add(index_mul(i, -1), start + size * count * turns)
+    position = index_mod(index_div(shifted, size) if size > 1 else shifted, count)
+    test = binary(
+        BinaryOp.AND,
+        binary(BinaryOp.GE, i, iconst(low), BOOL),
+        binary(BinaryOp.LE, i, iconst(high), BOOL),
+        BOOL,
+    )
+    if size > 1:
+        aligned = index_mod(index_add(i, (-start) % size), size)
+        test = binary(BinaryOp.AND, test, binary(BinaryOp.EQ, aligned, iconst(0), BOOL), BOOL)
+    return position, test
 
 
 def _use_counts(graph: Graph, nodes: list[Array]) -> dict[int, int]:
@@ -179,7 +227,25 @@ class _Lowering:
             return self.inline(node.src[0], operand_indices(node, indices))
         if op is GraphOp.CONTRACT:
             return self._product(node, indices)
+        if op is GraphOp.UPDATE:
+            return self._update(node, indices)
         raise AssertionError(f"{op} should have been materialized")
+
+    def _update(self, node: Array, indices: tuple[Expr, ...]) -> Expr:
+        """An assignment to part of an array, at ``indices``: the stored value where the
+        element lies in the region, else the old value. The value is read at an index wrapped
+        into its extent, so the select's unused operand never reads out of bounds."""
+        base, value = node.src
+        inside: Expr | None = None
+        at: list[Expr] = []
+        for (start, step), count, extent, i in zip(node.arg, value.shape, node.shape, indices):
+            position, test = region_axis(i, start, step, count, extent)
+            at.append(position)
+            if test is not None:
+                inside = test if inside is None else binary(BinaryOp.AND, inside, test, BOOL)
+        old = self.inline(base, indices)
+        new = self.inline(value, tuple(at))
+        return new if inside is None else select(inside, new, old)
 
     def _product(self, node: Array, indices: tuple[Expr, ...]) -> Expr:
         """A contraction that sums nothing, at ``indices``: the product of its operands,

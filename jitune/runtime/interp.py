@@ -83,12 +83,16 @@ def _contract(node: Array, operands: Sequence[np.ndarray]) -> np.ndarray:
     return np.einsum(node.arg.spec(), *full)
 
 
-def _slice(node: Array, x: np.ndarray) -> np.ndarray:
-    index = tuple(
+def _region(arg: Sequence[tuple[int, int]], counts: Sequence[int]) -> tuple[slice, ...]:
+    """Slices selecting ``start + step * k`` for ``k < count`` on each axis."""
+    return tuple(
         slice(start, start + step * count if start + step * count >= 0 else None, step)
-        for (start, step), count in zip(node.arg, node.shape)
+        for (start, step), count in zip(arg, counts)
     )
-    return x[index]
+
+
+def _slice(node: Array, x: np.ndarray) -> np.ndarray:
+    return x[_region(node.arg, node.shape)]
 
 
 def _evaluate_node(node: Array, values: list[np.ndarray], args: Sequence[Any]) -> np.ndarray:
@@ -117,6 +121,10 @@ def _evaluate_node(node: Array, values: list[np.ndarray], args: Sequence[Any]) -
         return np.broadcast_to(values[0], node.shape)
     if op is GraphOp.SLICE:
         return _slice(node, values[0])
+    if op is GraphOp.UPDATE:
+        out = np.array(values[0], copy=True)
+        out[_region(node.arg, values[1].shape)] = values[1]
+        return out
     raise NotImplementedError(op)
 
 
