@@ -70,7 +70,9 @@ def test_strings_tuples_and_none_are_static():
         out = x.max(axis=axes) if how == "max" else x.sum(axis=axes)
         return out if bias is None else out + bias
 
-    check(lambda x: x.max(axis=(0, 1)), X, kernel=jitune.kernel(lambda x: reduce.fn(x, "max", (0, 1))))
+    check(
+        lambda x: x.max(axis=(0, 1)), X, kernel=jitune.kernel(lambda x: reduce.fn(x, "max", (0, 1)))
+    )
     np.testing.assert_allclose(reduce(X, "sum", (1,)), X.sum(axis=1))
     np.testing.assert_allclose(reduce(X, "max", (0,), 1.0), X.max(axis=0) + 1)
     with pytest.raises(ArgumentError, match="unhashable"):

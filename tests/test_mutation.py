@@ -270,7 +270,9 @@ def test_random_slice_assignments_match_numpy(slices, n):
     lines = ["def f(x, y):"]
     for k, (start, stop, step, augmented) in enumerate(slices):
         op = "+=" if augmented else "="
-        lines.append(f"    x[{start}:{stop}:{step}, 1:] {op} y[{start}:{stop}:{step}, :-1] * {k + 1}")
+        lines.append(
+            f"    x[{start}:{stop}:{step}, 1:] {op} y[{start}:{stop}:{step}, :-1] * {k + 1}"
+        )
     lines.append("    return x.sum(axis=1)")
     namespace: dict = {}
     exec("\n".join(lines), namespace)

@@ -190,6 +190,11 @@ def slice_axes(
     return Array(GraphOp.SLICE, (x,), tuple(int(c) for c in counts), x.dtype, arg)
 
 
+def iota(shape: tuple[int, ...], axis: int) -> Array:
+    """The int64 array of ``shape`` whose elements are their index along ``axis``."""
+    return Array(GraphOp.IOTA, (), tuple(int(d) for d in shape), np.dtype(np.int64), int(axis))
+
+
 def update(base: Array, value: Array, starts: Sequence[int], steps: Sequence[int]) -> Array:
     """``base`` with ``value[k]`` stored at ``base[starts + steps * k]`` per axis: the new
     value of an array after an assignment to part of it. ``value`` has ``base``'s dtype and

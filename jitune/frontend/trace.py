@@ -11,7 +11,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import ArgumentError, JituneError, UnsupportedOperation
 from ..ir.graph import Array, Graph, GraphOp
-from . import build, state
+from . import build, creation, state
 from .tracer import Tracer, as_node, layout_of
 
 Structure = Literal["single", "tuple", "list", "none"]
@@ -68,7 +68,7 @@ def trace(
         Array(GraphOp.INPUT, (), spec.shape, spec.dtype, position)
         for position, spec in enumerate(specs)
     )
-    with state.tracing() as scope:
+    with state.tracing() as scope, creation.creating():
         scope.scalars = {k for k, spec in enumerate(specs) if spec.scalar}
         tracers = [_input_tracer(node, spec) for node, spec in zip(inputs, specs)]
         arguments: list[Any] = []

@@ -34,6 +34,7 @@ class GraphOp(enum.Enum):
     # src: (base, value); arg: (start, step) per axis: the base with value[k] stored at
     # base[start + step * k] (an assignment to part of an array, as a new value)
     UPDATE = "update"
+    IOTA = "iota"  # arg: axis; the int64 index along that axis (np.arange, np.eye)
 
 
 VIEWS = frozenset({GraphOp.PERMUTE, GraphOp.RESHAPE, GraphOp.EXPAND, GraphOp.SLICE})

@@ -229,6 +229,8 @@ class _Lowering:
             return self._product(node, indices)
         if op is GraphOp.UPDATE:
             return self._update(node, indices)
+        if op is GraphOp.IOTA:
+            return indices[node.arg]  # the index itself is the value (int64)
         raise AssertionError(f"{op} should have been materialized")
 
     def _update(self, node: Array, indices: tuple[Expr, ...]) -> Expr:

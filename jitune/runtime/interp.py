@@ -121,6 +121,10 @@ def _evaluate_node(node: Array, values: list[np.ndarray], args: Sequence[Any]) -
         return np.broadcast_to(values[0], node.shape)
     if op is GraphOp.SLICE:
         return _slice(node, values[0])
+    if op is GraphOp.IOTA:
+        shape = [1] * len(node.shape)
+        shape[node.arg] = node.shape[node.arg]
+        return np.broadcast_to(np.arange(node.shape[node.arg]).reshape(shape), node.shape)
     if op is GraphOp.UPDATE:
         out = np.array(values[0], copy=True)
         out[_region(node.arg, values[1].shape)] = values[1]
