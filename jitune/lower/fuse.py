@@ -349,7 +349,9 @@ class _Lowering:
 
     def run(self) -> ComputeProgram:
         outputs = {id(o) for o in self.graph.outputs}
-        roots = {id(n) for n in self.nodes if _computed(n)} | outputs
+        # an update is read at shifted indices by the next step of a stencil: inlined, each
+        # step would multiply the expression by its reads, so every update gets a buffer
+        roots = {id(n) for n in self.nodes if _computed(n) or n.op is GraphOp.UPDATE} | outputs
         roots |= _deep_nodes(self.nodes, roots)
         fusion: dict[int, Array] = {}
         fused: set[int] = set()
