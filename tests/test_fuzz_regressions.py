@@ -274,3 +274,51 @@ def test_full_like_with_a_fill_value_that_does_not_fit_is_refused(shape, fill_sh
         np.full_like(a, fill)
     with pytest.raises(jitune.ShapeError, match=r"np\.full_like"):
         jitune.kernel(lambda a, f: np.full_like(a, f))(a, fill)
+
+
+# -- axes of a 0-d array ------------------------------------------------------------------------
+
+_ZERO_D_AXIS_REFUSED = {
+    "swapaxes": lambda x: np.swapaxes(x.sum(), 0, 0),
+    "swapaxes-method": lambda x: x.sum().swapaxes(0, -1),
+    "moveaxis": lambda x: np.moveaxis(x.sum(), 0, 0),
+    "mean-axis0": lambda x: np.mean(x.sum(), axis=0),
+    "var-axis-1": lambda x: np.var(x.sum(), axis=-1),
+    "std-axis0": lambda x: np.std(x.sum(), axis=0),
+    "max-tuple": lambda x: np.max(x.sum(), axis=(0,)),
+    "sum-tuple": lambda x: np.sum(x.sum(), axis=(0, -1)),
+    "sum-axis1": lambda x: np.sum(x.sum(), axis=1),
+    "squeeze-axis1": lambda x: np.squeeze(x.sum(), 1),
+    "expand_dims-axis2": lambda x: np.expand_dims(x.sum(), 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ZERO_D_AXIS_REFUSED))
+def test_an_axis_of_a_zero_d_array_that_numpy_refuses(name):
+    """np.swapaxes of a full reduction raised a bare IndexError (the axes were normalized as
+    np.sum's, which takes axis 0 of a 0-d array, and then indexed); NumPy raises AxisError,
+    as it does for np.mean/var/std with any axis of a 0-d array (they accepted axis 0)."""
+    fn = _ZERO_D_AXIS_REFUSED[name]
+    x = np.ones(3)
+    with pytest.raises(np.exceptions.AxisError):
+        fn(x)
+    with pytest.raises(jitune.ShapeError, match=r"out of bounds for an array of shape \(\)"):
+        jitune.kernel(fn)(x)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: np.sum(x.sum(), axis=0),
+        lambda x: np.prod(x.sum(), axis=-1),
+        lambda x: np.max(x.sum(), axis=-1),
+        lambda x: np.argmin(x.sum(), axis=-1),
+        lambda x: np.squeeze(x.sum(), -1),
+        lambda x: np.squeeze(x.sum(), 0),
+        lambda x: np.expand_dims(x.sum(), (0, -1)),
+    ],
+)
+def test_an_axis_of_a_zero_d_array_that_numpy_accepts(fn):
+    """NumPy's ufunc reductions and squeeze take a bare axis 0 or -1 of a 0-d array
+    (squeeze(x, -1) was refused)."""
+    check(fn, np.arange(3.0))

@@ -283,7 +283,9 @@ def _mean_dtype(dtype: np.dtype) -> np.dtype:
 
 
 def _reduced_count(node: Array, axis: Any, name: str) -> int:
-    axes = build.normalize_axes(axis, node.ndim, name, node.shape)
+    # np.mean/var/std normalize the axis themselves (_methods._count_reduce_items), which,
+    # unlike np.sum, refuses axis 0 of a 0-d array
+    axes = build.normalize_axes(axis, node.ndim, name, node.shape, zero_d_axis=False)
     return int(np.prod([node.shape[i] for i in axes], dtype=np.int64))
 
 
@@ -297,9 +299,10 @@ def _mean(
 ) -> Tracer:
     _no_extras("mean", out=out, where=where)
     node = _operand_nodes((a,), "np.mean")[0]
+    count = _reduced_count(node, axis, "mean")
     acc = supported(np.dtype(dtype) if dtype is not None else _mean_dtype(node.dtype), "np.mean")
     total = build.reduce(ReduceOp.SUM, node, axis, bool(keepdims), acc)
-    return _wrap(_divide_by_count(total, _reduced_count(node, axis, "mean"), "np.mean"))
+    return _wrap(_divide_by_count(total, count, "np.mean"))
 
 
 def _divide_by_count(total: Array, count: int, name: str) -> Array:
@@ -335,11 +338,11 @@ def _var(
 ) -> Tracer:
     _no_extras("var", out=out, where=where, mean=mean, correction=correction)
     node = _operand_nodes((a,), "np.var")[0]
+    count = _reduced_count(node, axis, "var")
     acc = supported(np.dtype(dtype) if dtype is not None else _mean_dtype(node.dtype), "np.var")
     # NumPy's steps (numpy/_core/_methods.py::_var): the mean is a sum in ``acc`` divided
     # like np.mean's; the deviations are ``a - mean`` in the dtype those two promote to
     # (float64 for float64 data even when acc is float32); their squares are summed in acc.
-    count = _reduced_count(node, axis, "var")
     centre = _divide_by_count(build.reduce(ReduceOp.SUM, node, axis, True, acc), count, "np.var")
     diff_dtype = _result_dtype("var", np.subtract, node, centre)
     diff = build.binary(BinaryOp.SUB, node, centre, diff_dtype, diff_dtype, "np.var")
@@ -391,9 +394,10 @@ def _transpose(a: Any, axes: Any = None) -> Tracer:
 
 def _swapaxes(a: Any, axis1: int, axis2: int) -> Tracer:
     node = _node(a, "swapaxes")
+    # NumPy's swapaxes refuses every axis of a 0-d array (AxisError), unlike np.sum's
     i, j = (
-        build.normalize_axes(axis1, node.ndim, "swapaxes", node.shape)[0],
-        build.normalize_axes(axis2, node.ndim, "swapaxes", node.shape)[0],
+        build.normalize_axes(axis1, node.ndim, "swapaxes", node.shape, zero_d_axis=False)[0],
+        build.normalize_axes(axis2, node.ndim, "swapaxes", node.shape, zero_d_axis=False)[0],
     )
     perm = list(range(node.ndim))
     perm[i], perm[j] = perm[j], perm[i]

@@ -29,13 +29,6 @@ def _source(program: Program) -> str:
 KNOWN: tuple[Known, ...] = (
     # found by this fuzzer, reported, not yet assigned (both in frontend/numpy_api.py):
     Known(
-        "swapaxes-0d-indexerror",
-        "np.swapaxes(zero_d, 0, 0) raises IndexError (not a JituneError; NumPy: AxisError)",
-        lambda p, f: (
-            f.kind == "wrong-exception" and f.exception == "IndexError" and "swapaxes" in _source(p)
-        ),
-    ),
-    Known(
         "full-like-unrepresentable-int-fill",
         "np.full_like(int_array, nan / inf / 1e30) raises ValueError/OverflowError (not a "
         "JituneError; NumPy casts with a RuntimeWarning)",
