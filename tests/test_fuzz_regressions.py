@@ -322,3 +322,40 @@ def test_an_axis_of_a_zero_d_array_that_numpy_accepts(fn):
     """NumPy's ufunc reductions and squeeze take a bare axis 0 or -1 of a 0-d array
     (squeeze(x, -1) was refused)."""
     check(fn, np.arange(3.0))
+
+
+# -- full_like with a fill value the dtype cannot hold --------------------------------------------
+
+
+@pytest.mark.parametrize("fill", [np.nan, np.inf, -np.inf, 1e30, -2.7, np.int64(2**40)])
+@pytest.mark.parametrize(
+    "dtype, option", [("int32", None), ("int64", None), ("bool", None), ("float32", "int64")]
+)
+def test_full_like_casts_an_unrepresentable_fill_as_numpy_does(fill, dtype, option):
+    """np.full_like(int_array, nan) raised a bare ValueError (inf, 1e30: OverflowError) from
+    Python's int(); NumPy's copyto casts unsafely (a RuntimeWarning) to what the C cast gives."""
+    kwargs = {} if option is None else {"dtype": option}
+
+    def fn(a):
+        return np.full_like(a, fill, **kwargs)
+
+    a = np.zeros((2, 3), dtype=dtype)
+    with np.errstate(invalid="ignore"):
+        want = fn(a)
+    got = jitune.kernel(fn)(a)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype, fill", [("int32", 2**40), ("int64", 2**63), ("bool", 2**64)])
+def test_full_like_refuses_a_python_int_fill_out_of_range(dtype, fill):
+    """NumPy raises OverflowError for a Python int fill out of the dtype's range."""
+
+    def fn(a):
+        return np.full_like(a, fill)
+
+    a = np.zeros(3, dtype=dtype)
+    with pytest.raises(OverflowError):
+        fn(a)
+    with pytest.raises(jitune.DomainError, match="full_like"):
+        jitune.kernel(fn)(a)

@@ -539,7 +539,7 @@ def _filled(value: Any, name: str) -> Callable[..., Tracer]:
             if extra > 0 and all(d == 1 for d in filled.shape[:extra]):
                 filled = build.reshape(filled, filled.shape[extra:])
         else:
-            filled = build.constant(_as_scalar(fill, f"np.{name}"), out_dtype)
+            filled = build.constant(_fill_value(fill, out_dtype, f"np.{name}"), out_dtype)
         return _wrap(build.expand(filled, shape, f"np.{name}"))
 
     return handler
@@ -549,11 +549,19 @@ def _as_array(value: Any, name: str) -> Array:
     return _operand_nodes((value,), name)[0]
 
 
-def _as_scalar(value: Any, name: str) -> Any:
-    node = as_node(value, name)
-    if isinstance(node, Array):  # a NumPy scalar made into a constant
-        return node.arg
-    return node
+def _fill_value(value: Any, dtype: np.dtype, name: str) -> Any:
+    """The element NumPy's full_like fills a ``dtype`` array with for the concrete scalar
+    ``value``, asked of NumPy itself: its copyto casts unsafely, so nan, inf or 1e30 into an
+    integer dtype give whatever the C cast gives on this machine (with a RuntimeWarning),
+    while a Python int out of the dtype's range raises OverflowError."""
+    as_node(value, name)  # refuses what is not a scalar (complex, a concrete array)
+    try:
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.full_like(np.empty((), dtype), value).item()
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise DomainError(
+            located(f"{name}: the fill value {value!r} cannot be stored as {dtype} ({exc})")
+        ) from None
 
 
 def _copy(a: Any, *args: Any, **kwargs: Any) -> Tracer:

@@ -27,17 +27,6 @@ def _source(program: Program) -> str:
 
 
 KNOWN: tuple[Known, ...] = (
-    # found by this fuzzer, reported, not yet assigned (both in frontend/numpy_api.py):
-    Known(
-        "full-like-unrepresentable-int-fill",
-        "np.full_like(int_array, nan / inf / 1e30) raises ValueError/OverflowError (not a "
-        "JituneError; NumPy casts with a RuntimeWarning)",
-        lambda p, f: (
-            f.kind == "exception"
-            and f.exception in ("ValueError", "OverflowError")
-            and "full_like" in _source(p)
-        ),
-    ),
     Known(
         "python-scalar-arithmetic-strong",
         "arithmetic on a Python scalar argument (n % 5, n + 1) makes a strong int64/float64 "
