@@ -359,3 +359,70 @@ def test_full_like_refuses_a_python_int_fill_out_of_range(dtype, fill):
         fn(a)
     with pytest.raises(jitune.DomainError, match="full_like"):
         jitune.kernel(fn)(a)
+
+
+# -- np.clip promotes its three operands at once ------------------------------------------------
+
+_CLIPS = {
+    "bool,-0.5,float32": (lambda a, b: np.clip(a, -0.5, b), "bool", "float32"),
+    "bool-method,-1,int32": (lambda a, b: a.clip(-1, b), "bool", "int32"),
+    "int32,-0.5,float32": (lambda a, b: np.clip(a, -0.5, b), "int32", "float32"),
+    "float32,int32,2": (lambda a, b: np.clip(a, b, 2), "float32", "int32"),
+    "int32,-2**40,int32": (lambda a, b: np.clip(a, -(2**40), b), "int32", "int32"),
+    "int32,int32,2**40": (lambda a, b: np.clip(a, b, 2**40), "int32", "int32"),
+    "int32,None,None": (lambda a, b: np.clip(a, None, None) + b, "int32", "int32"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_CLIPS))
+def test_clip_dtype_is_numpys_three_way_promotion(name):
+    """np.clip(bool_array, -0.5, float32_array) was float64 (NumPy: float32): clip was traced
+    as maximum then minimum, so the weak -0.5 made a float64 intermediate first. NumPy's
+    clip ufunc promotes all three operands together; a Python int bound beyond an integer
+    array's range is dropped."""
+    fn, a_dtype, b_dtype = _CLIPS[name]
+    a = np.array([[-3, 0, 1], [2, 5, -1]]).astype(a_dtype)
+    b = np.array([0, 3, -2]).astype(b_dtype)
+    got = check(fn, a, b)
+    assert got.dtype == fn(a, b).dtype
+
+
+def test_clip_of_bool_without_bounds_is_refused():
+    """np.clip(bool_array, None, None) is np.positive, which NumPy refuses for bool."""
+
+    def fn(a):
+        return a.clip(None, None)
+
+    a = np.array([True, False])
+    with pytest.raises(TypeError):
+        fn(a)
+    with pytest.raises(jitune.DTypeError, match="positive"):
+        jitune.kernel(fn)(a)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda a: a + 2**40, lambda a: np.clip(a, -1, -(2**40)), lambda a: np.maximum(a, 2**31)],
+)
+def test_python_int_out_of_range_of_the_array_dtype_is_a_jitune_error(fn):
+    """NumPy 2 raises OverflowError; jitune's constant folding let the bare one escape."""
+    a = np.arange(3, dtype=np.int32)
+    with pytest.raises(OverflowError):
+        fn(a)
+    with pytest.raises(jitune.DomainError, match="does not fit in int32"):
+        jitune.kernel(fn)(a)
+
+
+@pytest.mark.parametrize("value", [2**40, 2**31, -(2**63), 7])
+def test_where_casts_a_python_int_operand_unsafely_as_numpy_does(value):
+    """np.where converts a Python int through a C long and casts it unsafely to the result
+    dtype (2**40 into int32 is 0), where a ufunc would raise OverflowError."""
+
+    def fn(a):
+        return np.where(a > 1, a, value)
+
+    a = np.arange(4, dtype=np.int32)
+    got = jitune.kernel(fn)(a)
+    want = fn(a)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)

@@ -478,7 +478,21 @@ def _where(condition: Any, x: Any = None, y: Any = None) -> Tracer:
         "where", np.where, np.dtype(bool), as_node(x, "where"), as_node(y, "where")
     )
     cond = to_node(condition, np.dtype(bool), "where")
-    return _wrap(build.where(cond, to_node(x, dtype, "where"), to_node(y, dtype, "where"), dtype))
+    return _wrap(build.where(cond, _where_operand(x, dtype), _where_operand(y, dtype), dtype))
+
+
+def _where_operand(value: Any, dtype: np.dtype) -> Array:
+    """An operand of np.where as a node of ``dtype``. NumPy converts a Python int operand
+    through a C long and casts it unsafely, so np.where(c, int32_array, 2**40) holds 0 where
+    an int32 addition would raise OverflowError."""
+    if type(value) is int and dtypes.is_int(dtype):
+        try:
+            wide = np.array(value, np.int64)
+        except OverflowError as exc:
+            raise DomainError(located(f"np.where: the Python int {value} ({exc})")) from None
+        with np.errstate(all="ignore"):
+            return build.constant(wide.astype(dtype).item(), dtype)
+    return to_node(value, dtype, "where")
 
 
 def _clip(
@@ -494,12 +508,32 @@ def _clip(
     low = a_min if a_min is not np._NoValue else min
     high = a_max if a_max is not np._NoValue else max
     _no_extras("clip", out=out, **kwargs)
-    result: Any = a
-    if low is not np._NoValue and low is not None:
-        result = np.maximum(result, low)
-    if high is not np._NoValue and high is not None:
-        result = np.minimum(result, high)
-    return result
+    low = None if low is np._NoValue else low
+    high = None if high is np._NoValue else high
+    # NumPy's steps (numpy/_core/_methods.py::_clip): a Python int bound beyond an integer
+    # array's range is dropped; no bounds is np.positive (which refuses bool); one bound is
+    # np.maximum or np.minimum; two are the np.clip ufunc, whose dtype promotes all three
+    # operands at once (clip(bool, -0.5, float32) is float32, where maximum then minimum
+    # would make float64 of the weak -0.5 first).
+    node = as_node(a, "np.clip")
+    if isinstance(node, Array) and dtypes.is_int(node.dtype):
+        info = np.iinfo(node.dtype)
+        if type(low) is int and low <= info.min:
+            low = None
+        if type(high) is int and high >= info.max:
+            high = None
+    if low is None and high is None:
+        return call_ufunc(np.positive, (a,), {})
+    if low is None:
+        return call_ufunc(np.minimum, (a, high), {})
+    if high is None:
+        return call_ufunc(np.maximum, (a, low), {})
+    operands = [node, as_node(low, "np.clip"), as_node(high, "np.clip")]
+    dtype = _result_dtype("clip", np.clip, *operands)
+    x, lo, hi = (to_node(op, dtype, "clip") for op in operands)
+    # the ufunc's inner loop is minimum(maximum(x, lo), hi), NaN of any operand propagating
+    raised = build.binary(BinaryOp.MAX, x, lo, dtype, dtype, "np.clip")
+    return _wrap(build.binary(BinaryOp.MIN, raised, hi, dtype, dtype, "np.clip"))
 
 
 def _filled(value: Any, name: str) -> Callable[..., Tracer]:

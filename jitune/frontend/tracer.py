@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DTypeError, ShapeError, UnsupportedOperation
+from ..errors import DomainError, DTypeError, ShapeError, UnsupportedOperation
 from ..ir.graph import Array
 from . import build
 from .context import located, supported
@@ -261,4 +261,9 @@ def to_node(value: Operand, dtype: np.dtype, op_name: str) -> Array:
         return node
     if isinstance(node, build.WeakInput):
         return build.cast(node.node, dtype)
-    return build.constant(node, dtype)
+    try:
+        return build.constant(node, dtype)
+    except OverflowError as exc:  # int32_array + 2**40: NumPy 2 refuses the Python int too
+        raise DomainError(
+            located(f"{op_name}: the Python int {node!r} does not fit in {np.dtype(dtype)} ({exc})")
+        ) from None
