@@ -426,3 +426,63 @@ def test_where_casts_a_python_int_operand_unsafely_as_numpy_does(value):
     want = fn(a)
     assert got.dtype == want.dtype
     np.testing.assert_array_equal(got, want)
+
+
+# -- Python operators between Python scalars stay Python scalars (weak) -------------------------
+
+_I32 = np.array([7, -3, 0], np.int32)
+_F32 = np.array([1.5, -2.0, 0.25], np.float32)
+_BOOL = np.array([True, False, True])
+_PYTHON_ARITHMETIC = {
+    "int32 ** (n % 5)": (lambda a, n: a ** (n % 5), _I32, -8),
+    "int32 + (n + 1)": (lambda a, n: a + (n + 1), _I32, 3),
+    "int32 + (5 - n)": (lambda a, n: a + (5 - n), _I32, 3),
+    "int32 * (2 ** n)": (lambda a, n: a * (2**n), _I32, 3),
+    "int32 + (n // 2)": (lambda a, n: a + (n // 2), _I32, -7),
+    "int32 + -n": (lambda a, n: a + -n, _I32, 7),
+    "int32 + abs(n)": (lambda a, n: a + abs(n), _I32, -7),
+    "int32 + ~n": (lambda a, n: a + ~n, _I32, 7),
+    "int32 + (n < 3)": (lambda a, n: a + (n < 3), _I32, 7),
+    "int32 + (x == x)": (lambda a, x: a + (x == x), _I32, 2.0),
+    "int32 + -b": (lambda a, b: a + -b, _I32, True),
+    "bool + (b + b)": (lambda a, b: a + (b + b), _BOOL, True),
+    "bool & (b & b)": (lambda a, b: a & (b & b), _BOOL, True),
+    "float32 * (x - 0.5)": (lambda a, x: a * (x - 0.5), _F32, 3.25),
+    "float32 * (n / 2)": (lambda a, n: a * (n / 2), _F32, 3),
+    "float32 * (n ** -1)": (lambda a, n: a * (n**-1), _F32, 4),
+    "float32 * (n % 5.0)": (lambda a, n: a * (n % 5.0), _F32, -3),
+    "float32 * np.remainder(n, 5)": (lambda a, n: a * np.remainder(n, 5), _F32, 3),
+    "int32 * np.negative(n)": (lambda a, n: a * np.negative(n), _I32, 3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_PYTHON_ARITHMETIC))
+def test_python_operators_on_python_scalar_arguments_promote_weakly(name):
+    """With n a Python int argument, ``int32_array ** (n % 5)`` was int64: every operation
+    on a traced Python scalar made a strong int64/float64 value. In NumPy a Python operator
+    between Python scalars is Python arithmetic, whose Python result promotes weakly again
+    (NEP 50); a NumPy function of one (np.remainder(n, 5)) gives a strong NumPy scalar."""
+    fn, a, n = _PYTHON_ARITHMETIC[name]
+    got = check(fn, a, n)
+    assert got.dtype == np.asarray(fn(a, n)).dtype
+
+
+@pytest.mark.parametrize(
+    "fn, error",
+    [
+        (lambda a, x: a + x[...], jitune.UnsupportedOperation),
+        (lambda a, x: a + x.sum(), jitune.UnsupportedOperation),
+        (lambda a, x: a + x.reshape(1), jitune.UnsupportedOperation),
+        (lambda a, x: a + (x & 1.0), jitune.DTypeError),
+        (lambda a, x: a + (x % 0), jitune.DomainError),
+    ],
+    ids=["index", "method", "reshape", "float-and", "mod-zero"],
+)
+def test_what_python_refuses_for_a_python_scalar_argument_is_a_jitune_error(fn, error):
+    """``a0[...]`` of a Python float argument returned the float as an array; Python raises
+    TypeError ('float' object is not subscriptable), AttributeError or ZeroDivisionError."""
+    a = np.ones(2, np.float32)
+    with pytest.raises((TypeError, AttributeError, ZeroDivisionError)):
+        fn(a, 2.0)
+    with pytest.raises(error):
+        jitune.kernel(fn)(a, 2.0)

@@ -8,7 +8,6 @@ kept narrow so that a new bug of the same shape is not hidden for long.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable
 
 from .compare import Finding
@@ -27,16 +26,6 @@ def _source(program: Program) -> str:
 
 
 KNOWN: tuple[Known, ...] = (
-    Known(
-        "python-scalar-arithmetic-strong",
-        "arithmetic on a Python scalar argument (n % 5, n + 1) makes a strong int64/float64 "
-        "value, so int32_array ** (n % 5) is int64 (NumPy, where n % 5 is a Python int: int32)",
-        lambda p, f: (
-            f.kind == "mismatch"
-            and bool(re.search(r"dtype (int64|float64), NumPy (int32|float32|bool)", f.message))
-            and any(i.kind == "python" for i in p.inputs)
-        ),
-    ),
 )
 
 
