@@ -486,3 +486,10 @@ def test_what_python_refuses_for_a_python_scalar_argument_is_a_jitune_error(fn, 
         fn(a, 2.0)
     with pytest.raises(error):
         jitune.kernel(fn)(a, 2.0)
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int32", "int64"])
+def test_integer_to_negative_constant_power_of_an_empty_array(dtype):
+    """NumPy checks the exponent in its inner loop, which an empty array never enters:
+    np.power(empty, -1) is an empty result, not the DomainError jitune raised."""
+    check(lambda a: np.power(a, -1), np.ones((2, 0), dtype=dtype))

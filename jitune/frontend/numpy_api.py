@@ -144,8 +144,10 @@ def _binary(ufunc: np.ufunc, a: Any, b: Any) -> Array:
 
 def _check_exponent(base: Array, exponent: Array) -> None:
     """NumPy refuses integers to negative integer powers: a constant exponent is checked
-    here; any other is checked by the compiled code when it runs (``codegen/llvm.py``)."""
-    if exponent.op is GraphOp.CONST and exponent.arg < 0:
+    here; any other is checked by the compiled code when it runs (``codegen/llvm.py``).
+    NumPy's check is in its inner loop, so an empty result raises nothing."""
+    empty = 0 in base.shape or 0 in exponent.shape
+    if exponent.op is GraphOp.CONST and exponent.arg < 0 and not empty:
         raise DomainError(
             located(
                 "np.power: Integers to negative integer powers are not allowed "

@@ -25,8 +25,7 @@ def _source(program: Program) -> str:
     return program.function_source()
 
 
-KNOWN: tuple[Known, ...] = (
-)
+KNOWN: tuple[Known, ...] = ()
 
 
 def known_bug(program: Program, finding: Finding) -> Known | None:
