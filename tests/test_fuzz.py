@@ -90,21 +90,55 @@ def test_a_numpy_error_must_be_a_jitune_error(tmp_path):
     assert finding is not None and finding.kind == "accepted"
 
 
-def test_known_bug_is_recognized_and_shrunk(tmp_path):
+def test_known_bug_is_recognized_and_shrunk(tmp_path, monkeypatch):
+    """A stand-in entry (the real table may be empty): a jit whose negation is off by one."""
+    import fuzz.known
+
+    entry = fuzz.known.Known(
+        "planted-negative",
+        "a planted bug",
+        lambda p, f: f.kind == "mismatch" and any(n.expr == "-a0" for n in p.nodes),
+    )
+    monkeypatch.setattr(fuzz.known, "KNOWN", (entry,))
     base = Input("a0", "array", "int64", np.arange(1, 5))
     program = Program(
         0,
         (base,),
-        (Node("v0", "negative", "-a0", ("a0",)), Node("v1", "power", "a0 ** -1", ("a0",))),
+        (Node("v0", "power", "a0 ** 2", ("a0",)), Node("v1", "negative", "-a0", ("a0",))),
         ("v1", "v0"),
     )
-    finding = run_program(program, str(tmp_path))
-    if finding is None:
-        pytest.skip("integer ** negative is fixed: remove its entry from fuzz/known.py")
-    assert known_bug(program, finding).name == "int-power-negative"
-    small = shrink(program, lambda p: run_program(p, str(tmp_path)) is not None, seconds=30)
+
+    def planted(p: Program):
+        """Run ``p`` with a jit that answers wrongly whenever ``p`` negates a0."""
+        if not any(n.expr == "-a0" for n in p.nodes):
+            return run_program(p, str(tmp_path))
+        return run_program(
+            p, str(tmp_path), jit=lambda fn: lambda *a: _wrong(jitune.kernel(fn)(*a))
+        )
+
+    finding = planted(program)
+    assert finding is not None
+    assert known_bug(program, finding).name == "planted-negative"
+    small = shrink(program, lambda p: planted(p) is not None, seconds=30)
     assert [n.name for n in small.nodes] == ["v1"] and small.inputs[0].base.size == 1
-    assert "a0 ** -1" in small.reproducer()
+    assert "-a0" in small.reproducer()
+
+
+def test_contraction_of_non_finite_values_is_open_where_numpy_order_decides(tmp_path):
+    """NumPy's einsum('i,->', [1, 0], inf) is inf (the stride-0 operand is factored out of
+    the sum) but nan for the same values strided: the error model must not judge inf/nan
+    there, and must still judge a contraction whose terms meet no zero."""
+    zero_one = Input("a0", "array", "float64", np.array([1.0, 0.0]))
+    inf = Input("a1", "array", "float64", np.array(np.inf).reshape(()))
+    node = Node("v0", "contract", "np.einsum('i,->', a0, a1)", ("a0", "a1"))
+    program = Program(0, (zero_one, inf), (node,), ("v0",))
+    env = program.evaluate(program.arguments())
+    assert not np.isfinite(error_bounds(program, env)["v0"]).any()
+    assert compare_results(program, env, np.array(np.nan), "nan order") is None
+    ones = dataclasses.replace(zero_one, base=np.array([1.0, 2.0]))
+    program = Program(0, (ones, inf), (node,), ("v0",))
+    env = program.evaluate(program.arguments())
+    assert compare_results(program, env, np.array(np.nan), "planted") is not None
 
 
 def test_reproducer_rebuilds_the_inputs_exactly():

@@ -229,7 +229,38 @@ def _contraction(
             bound = bound + _f64(eval(node.expr, trial))  # noqa: S307
     n = max([np.size(env[name]) for name in names] + [1])
     eps = _eps(np.asarray(result).dtype)
-    return bound + 2 * n * eps * magnitude + _ulp(result)
+    return bound + 2 * n * eps * magnitude + _ulp(result) + _order_open(node, env, result)
+
+
+def _touches(node: Any, env: dict[str, Any], which: Any) -> np.ndarray:
+    """Per result element: whether some term of the contraction has an operand element for
+    which ``which(values)`` holds (each operand in turn marked, the others all ones)."""
+    names = list(node.args)
+    ones = {name: np.ones(np.shape(env[name])) for name in names}
+    count = np.zeros(np.shape(eval(node.expr, {**env, **ones})))  # noqa: S307
+    for name in names:
+        marked = dict(env, **ones)
+        marked[name] = np.asarray(which(_f64(env[name])), np.float64)
+        count = count + _f64(eval(node.expr, marked))  # noqa: S307
+    return count > 0
+
+
+def _order_open(node: Any, env: dict[str, Any], result: Any) -> np.ndarray:
+    """Whether inf or nan comes out of a contraction with non-finite operands depends on the
+    order NumPy multiplies and adds, and NumPy's einsum picks it by memory layout: an inner
+    loop over a stride-0 operand factors it out of the sum (s * sum(x), so 'i,->' of
+    x = [1, 0] and s = inf is inf), other loops multiply first (inf + 0 * inf is nan); the
+    same values, strided, give nan. So a non-finite result whose terms meet both a
+    non-finite and a zero operand element is open."""
+    value = _f64(result)
+    if not np.any(~np.isfinite(value)):
+        return np.zeros(np.shape(result))
+    open_ = (
+        ~np.isfinite(value)
+        & _touches(node, env, lambda v: ~np.isfinite(v))
+        & _touches(node, env, lambda v: v == 0)
+    )
+    return np.where(open_, np.inf, 0.0)
 
 
 def error_bounds(program: Program, env: dict[str, Any]) -> dict[str, np.ndarray]:
