@@ -90,21 +90,67 @@ def test_a_numpy_error_must_be_a_jitune_error(tmp_path):
     assert finding is not None and finding.kind == "accepted"
 
 
-def test_known_bug_is_recognized_and_shrunk(tmp_path):
+def test_known_bug_is_recognized_and_shrunk(tmp_path, monkeypatch):
+    """A stand-in entry (the real table may be empty): a jit whose negation is off by one."""
+    import fuzz.known
+
+    entry = fuzz.known.Known(
+        "planted-negative",
+        "a planted bug",
+        lambda p, f: f.kind == "mismatch" and any(n.expr == "-a0" for n in p.nodes),
+    )
+    monkeypatch.setattr(fuzz.known, "KNOWN", (entry,))
     base = Input("a0", "array", "int64", np.arange(1, 5))
     program = Program(
         0,
         (base,),
-        (Node("v0", "negative", "-a0", ("a0",)), Node("v1", "power", "a0 ** -1", ("a0",))),
+        (Node("v0", "power", "a0 ** 2", ("a0",)), Node("v1", "negative", "-a0", ("a0",))),
         ("v1", "v0"),
     )
-    finding = run_program(program, str(tmp_path))
-    if finding is None:
-        pytest.skip("integer ** negative is fixed: remove its entry from fuzz/known.py")
-    assert known_bug(program, finding).name == "int-power-negative"
-    small = shrink(program, lambda p: run_program(p, str(tmp_path)) is not None, seconds=30)
+
+    def planted(p: Program):
+        """Run ``p`` with a jit that answers wrongly whenever ``p`` negates a0."""
+        if not any(n.expr == "-a0" for n in p.nodes):
+            return run_program(p, str(tmp_path))
+        return run_program(
+            p, str(tmp_path), jit=lambda fn: lambda *a: _wrong(jitune.kernel(fn)(*a))
+        )
+
+    finding = planted(program)
+    assert finding is not None
+    assert known_bug(program, finding).name == "planted-negative"
+    small = shrink(program, lambda p: planted(p) is not None, seconds=30)
     assert [n.name for n in small.nodes] == ["v1"] and small.inputs[0].base.size == 1
-    assert "a0 ** -1" in small.reproducer()
+    assert "-a0" in small.reproducer()
+
+
+def test_contraction_of_non_finite_values_is_open_where_numpy_order_decides(tmp_path):
+    """NumPy's einsum('i,->', [1, 0], inf) is inf (the stride-0 operand is factored out of
+    the sum) but nan for the same values strided: the error model must not judge inf/nan
+    there, and must still judge a contraction of finite values."""
+    zero_one = Input("a0", "array", "float64", np.array([1.0, 0.0]))
+    inf = Input("a1", "array", "float64", np.array(np.inf).reshape(()))
+    node = Node("v0", "contract", "np.einsum('i,->', a0, a1)", ("a0", "a1"))
+    program = Program(0, (zero_one, inf), (node,), ("v0",))
+    env = program.evaluate(program.arguments())
+    assert not np.isfinite(error_bounds(program, env)["v0"]).any()
+    assert compare_results(program, env, np.array(np.nan), "nan order") is None
+    three = dataclasses.replace(inf, base=np.array(3.0).reshape(()))
+    program = Program(0, (zero_one, three), (node,), ("v0",))
+    env = program.evaluate(program.arguments())
+    assert compare_results(program, env, np.array(np.nan), "planted") is not None
+
+
+def test_a_zero_std_does_not_make_its_bound_zero():
+    """np.std of ten copies of 1e30 is 0.0 or one ulp of 1e30, by the order of its mean's
+    sum; the bound sqrt(var bound) applies (var bound / std was 0 / 0 -> 0)."""
+    base = Input("a0", "array", "float64", np.full(10, 1e30))
+    program = Program(0, (base,), (Node("v0", "reduce", "a0.std()", ("a0",),
+                                        (("reduction", "std"), ("axis", None))),), ("v0",))  # fmt: skip
+    env = program.evaluate(program.arguments())
+    assert env["v0"] == 0.0
+    assert compare_results(program, env, np.array(np.spacing(1e30)), "one ulp") is None
+    assert compare_results(program, env, np.array(1e25), "planted") is not None
 
 
 def test_reproducer_rebuilds_the_inputs_exactly():
@@ -134,3 +180,19 @@ def test_generated_programs_cover_every_family():
     assert kinds == {"array", "numpy", "python"}
     assert any("np.nan" in i.source() for p in programs for i in p.inputs)
     assert dataclasses.replace(programs[0]).function_source() == programs[0].function_source()
+
+
+def test_full_like_fill_with_more_leading_axes_has_a_bound():
+    """np.full_like(a1, v0) with v0 of shape (1, 1, 1, 1) fills a (0, 1) result (copyto drops
+    the extra leading unit axes); the error model broadcast v0's bound and crashed."""
+    inputs = (
+        Input("a0", "array", "float64", np.array(2.5).reshape(())),
+        Input("a1", "array", "int32", np.zeros((0, 1), np.int32)),
+    )
+    nodes = (
+        Node("v0", "view", "np.reshape(a0, (1, 1, 1, 1))", ("a0",)),
+        Node("v1", "fill", "np.full_like(a1, v0, dtype=np.float64)", ("a1", "v0")),
+    )
+    program = Program(0, inputs, nodes, ("v1",))
+    env = program.evaluate(program.arguments())
+    assert error_bounds(program, env)["v1"].shape == (0, 1)

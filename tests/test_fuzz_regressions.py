@@ -274,3 +274,222 @@ def test_full_like_with_a_fill_value_that_does_not_fit_is_refused(shape, fill_sh
         np.full_like(a, fill)
     with pytest.raises(jitune.ShapeError, match=r"np\.full_like"):
         jitune.kernel(lambda a, f: np.full_like(a, f))(a, fill)
+
+
+# -- axes of a 0-d array ------------------------------------------------------------------------
+
+_ZERO_D_AXIS_REFUSED = {
+    "swapaxes": lambda x: np.swapaxes(x.sum(), 0, 0),
+    "swapaxes-method": lambda x: x.sum().swapaxes(0, -1),
+    "moveaxis": lambda x: np.moveaxis(x.sum(), 0, 0),
+    "mean-axis0": lambda x: np.mean(x.sum(), axis=0),
+    "var-axis-1": lambda x: np.var(x.sum(), axis=-1),
+    "std-axis0": lambda x: np.std(x.sum(), axis=0),
+    "max-tuple": lambda x: np.max(x.sum(), axis=(0,)),
+    "sum-tuple": lambda x: np.sum(x.sum(), axis=(0, -1)),
+    "sum-axis1": lambda x: np.sum(x.sum(), axis=1),
+    "squeeze-axis1": lambda x: np.squeeze(x.sum(), 1),
+    "expand_dims-axis2": lambda x: np.expand_dims(x.sum(), 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ZERO_D_AXIS_REFUSED))
+def test_an_axis_of_a_zero_d_array_that_numpy_refuses(name):
+    """np.swapaxes of a full reduction raised a bare IndexError (the axes were normalized as
+    np.sum's, which takes axis 0 of a 0-d array, and then indexed); NumPy raises AxisError,
+    as it does for np.mean/var/std with any axis of a 0-d array (they accepted axis 0)."""
+    fn = _ZERO_D_AXIS_REFUSED[name]
+    x = np.ones(3)
+    with pytest.raises(np.exceptions.AxisError):
+        fn(x)
+    with pytest.raises(jitune.ShapeError, match=r"out of bounds for an array of shape \(\)"):
+        jitune.kernel(fn)(x)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: np.sum(x.sum(), axis=0),
+        lambda x: np.prod(x.sum(), axis=-1),
+        lambda x: np.max(x.sum(), axis=-1),
+        lambda x: np.argmin(x.sum(), axis=-1),
+        lambda x: np.squeeze(x.sum(), -1),
+        lambda x: np.squeeze(x.sum(), 0),
+        lambda x: np.expand_dims(x.sum(), (0, -1)),
+    ],
+)
+def test_an_axis_of_a_zero_d_array_that_numpy_accepts(fn):
+    """NumPy's ufunc reductions and squeeze take a bare axis 0 or -1 of a 0-d array
+    (squeeze(x, -1) was refused)."""
+    check(fn, np.arange(3.0))
+
+
+# -- full_like with a fill value the dtype cannot hold --------------------------------------------
+
+
+@pytest.mark.parametrize("fill", [np.nan, np.inf, -np.inf, 1e30, -2.7, np.int64(2**40)])
+@pytest.mark.parametrize(
+    "dtype, option", [("int32", None), ("int64", None), ("bool", None), ("float32", "int64")]
+)
+def test_full_like_casts_an_unrepresentable_fill_as_numpy_does(fill, dtype, option):
+    """np.full_like(int_array, nan) raised a bare ValueError (inf, 1e30: OverflowError) from
+    Python's int(); NumPy's copyto casts unsafely (a RuntimeWarning) to what the C cast gives."""
+    kwargs = {} if option is None else {"dtype": option}
+
+    def fn(a):
+        return np.full_like(a, fill, **kwargs)
+
+    a = np.zeros((2, 3), dtype=dtype)
+    with np.errstate(invalid="ignore"):
+        want = fn(a)
+    got = jitune.kernel(fn)(a)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype, fill", [("int32", 2**40), ("int64", 2**63), ("bool", 2**64)])
+def test_full_like_refuses_a_python_int_fill_out_of_range(dtype, fill):
+    """NumPy raises OverflowError for a Python int fill out of the dtype's range."""
+
+    def fn(a):
+        return np.full_like(a, fill)
+
+    a = np.zeros(3, dtype=dtype)
+    with pytest.raises(OverflowError):
+        fn(a)
+    with pytest.raises(jitune.DomainError, match="full_like"):
+        jitune.kernel(fn)(a)
+
+
+# -- np.clip promotes its three operands at once ------------------------------------------------
+
+_CLIPS = {
+    "bool,-0.5,float32": (lambda a, b: np.clip(a, -0.5, b), "bool", "float32"),
+    "bool-method,-1,int32": (lambda a, b: a.clip(-1, b), "bool", "int32"),
+    "int32,-0.5,float32": (lambda a, b: np.clip(a, -0.5, b), "int32", "float32"),
+    "float32,int32,2": (lambda a, b: np.clip(a, b, 2), "float32", "int32"),
+    "int32,-2**40,int32": (lambda a, b: np.clip(a, -(2**40), b), "int32", "int32"),
+    "int32,int32,2**40": (lambda a, b: np.clip(a, b, 2**40), "int32", "int32"),
+    "int32,None,None": (lambda a, b: np.clip(a, None, None) + b, "int32", "int32"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_CLIPS))
+def test_clip_dtype_is_numpys_three_way_promotion(name):
+    """np.clip(bool_array, -0.5, float32_array) was float64 (NumPy: float32): clip was traced
+    as maximum then minimum, so the weak -0.5 made a float64 intermediate first. NumPy's
+    clip ufunc promotes all three operands together; a Python int bound beyond an integer
+    array's range is dropped."""
+    fn, a_dtype, b_dtype = _CLIPS[name]
+    a = np.array([[-3, 0, 1], [2, 5, -1]]).astype(a_dtype)
+    b = np.array([0, 3, -2]).astype(b_dtype)
+    got = check(fn, a, b)
+    assert got.dtype == fn(a, b).dtype
+
+
+def test_clip_of_bool_without_bounds_is_refused():
+    """np.clip(bool_array, None, None) is np.positive, which NumPy refuses for bool."""
+
+    def fn(a):
+        return a.clip(None, None)
+
+    a = np.array([True, False])
+    with pytest.raises(TypeError):
+        fn(a)
+    with pytest.raises(jitune.DTypeError, match="positive"):
+        jitune.kernel(fn)(a)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda a: a + 2**40, lambda a: np.clip(a, -1, -(2**40)), lambda a: np.maximum(a, 2**31)],
+)
+def test_python_int_out_of_range_of_the_array_dtype_is_a_jitune_error(fn):
+    """NumPy 2 raises OverflowError; jitune's constant folding let the bare one escape."""
+    a = np.arange(3, dtype=np.int32)
+    with pytest.raises(OverflowError):
+        fn(a)
+    with pytest.raises(jitune.DomainError, match="does not fit in int32"):
+        jitune.kernel(fn)(a)
+
+
+@pytest.mark.parametrize("value", [2**40, 2**31, -(2**63), 7])
+def test_where_casts_a_python_int_operand_unsafely_as_numpy_does(value):
+    """np.where converts a Python int through a C long and casts it unsafely to the result
+    dtype (2**40 into int32 is 0), where a ufunc would raise OverflowError."""
+
+    def fn(a):
+        return np.where(a > 1, a, value)
+
+    a = np.arange(4, dtype=np.int32)
+    got = jitune.kernel(fn)(a)
+    want = fn(a)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+# -- Python operators between Python scalars stay Python scalars (weak) -------------------------
+
+_I32 = np.array([7, -3, 0], np.int32)
+_F32 = np.array([1.5, -2.0, 0.25], np.float32)
+_BOOL = np.array([True, False, True])
+_PYTHON_ARITHMETIC = {
+    "int32 ** (n % 5)": (lambda a, n: a ** (n % 5), _I32, -8),
+    "int32 + (n + 1)": (lambda a, n: a + (n + 1), _I32, 3),
+    "int32 + (5 - n)": (lambda a, n: a + (5 - n), _I32, 3),
+    "int32 * (2 ** n)": (lambda a, n: a * (2**n), _I32, 3),
+    "int32 + (n // 2)": (lambda a, n: a + (n // 2), _I32, -7),
+    "int32 + -n": (lambda a, n: a + -n, _I32, 7),
+    "int32 + abs(n)": (lambda a, n: a + abs(n), _I32, -7),
+    "int32 + ~n": (lambda a, n: a + ~n, _I32, 7),
+    "int32 + (n < 3)": (lambda a, n: a + (n < 3), _I32, 7),
+    "int32 + (x == x)": (lambda a, x: a + (x == x), _I32, 2.0),
+    "int32 + -b": (lambda a, b: a + -b, _I32, True),
+    "bool + (b + b)": (lambda a, b: a + (b + b), _BOOL, True),
+    "bool & (b & b)": (lambda a, b: a & (b & b), _BOOL, True),
+    "float32 * (x - 0.5)": (lambda a, x: a * (x - 0.5), _F32, 3.25),
+    "float32 * (n / 2)": (lambda a, n: a * (n / 2), _F32, 3),
+    "float32 * (n ** -1)": (lambda a, n: a * (n**-1), _F32, 4),
+    "float32 * (n % 5.0)": (lambda a, n: a * (n % 5.0), _F32, -3),
+    "float32 * np.remainder(n, 5)": (lambda a, n: a * np.remainder(n, 5), _F32, 3),
+    "int32 * np.negative(n)": (lambda a, n: a * np.negative(n), _I32, 3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_PYTHON_ARITHMETIC))
+def test_python_operators_on_python_scalar_arguments_promote_weakly(name):
+    """With n a Python int argument, ``int32_array ** (n % 5)`` was int64: every operation
+    on a traced Python scalar made a strong int64/float64 value. In NumPy a Python operator
+    between Python scalars is Python arithmetic, whose Python result promotes weakly again
+    (NEP 50); a NumPy function of one (np.remainder(n, 5)) gives a strong NumPy scalar."""
+    fn, a, n = _PYTHON_ARITHMETIC[name]
+    got = check(fn, a, n)
+    assert got.dtype == np.asarray(fn(a, n)).dtype
+
+
+@pytest.mark.parametrize(
+    "fn, error",
+    [
+        (lambda a, x: a + x[...], jitune.UnsupportedOperation),
+        (lambda a, x: a + x.sum(), jitune.UnsupportedOperation),
+        (lambda a, x: a + x.reshape(1), jitune.UnsupportedOperation),
+        (lambda a, x: a + (x & 1.0), jitune.DTypeError),
+        (lambda a, x: a + (x % 0), jitune.DomainError),
+    ],
+    ids=["index", "method", "reshape", "float-and", "mod-zero"],
+)
+def test_what_python_refuses_for_a_python_scalar_argument_is_a_jitune_error(fn, error):
+    """``a0[...]`` of a Python float argument returned the float as an array; Python raises
+    TypeError ('float' object is not subscriptable), AttributeError or ZeroDivisionError."""
+    a = np.ones(2, np.float32)
+    with pytest.raises((TypeError, AttributeError, ZeroDivisionError)):
+        fn(a, 2.0)
+    with pytest.raises(error):
+        jitune.kernel(fn)(a, 2.0)
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int32", "int64"])
+def test_integer_to_negative_constant_power_of_an_empty_array(dtype):
+    """NumPy checks the exponent in its inner loop, which an empty array never enters:
+    np.power(empty, -1) is an empty result, not the DomainError jitune raised."""
+    check(lambda a: np.power(a, -1), np.ones((2, 0), dtype=dtype))

@@ -90,12 +90,25 @@ def where(cond: Array, a: Array, b: Array, dtype: np.dtype) -> Array:
 
 
 def normalize_axes(
-    axis: int | Sequence[int] | None, ndim: int, op_name: str, shape: tuple[int, ...]
+    axis: int | Sequence[int] | None,
+    ndim: int,
+    op_name: str,
+    shape: tuple[int, ...],
+    zero_d_axis: bool = True,
 ) -> tuple[int, ...]:
-    """Sorted non-negative axes; None means every axis."""
+    """Sorted non-negative axes; None means every axis.
+
+    NumPy's ufunc reductions (sum, max, argmax) and squeeze take a bare int axis 0 or -1 of a
+    0-d array (reducing nothing); a tuple naming it is out of bounds, and functions that
+    normalize the axis themselves (mean, var, std, swapaxes) refuse it: they pass
+    ``zero_d_axis=False``.
+    """
     require_static(axis)
     if axis is None:
         return tuple(range(ndim))
+    bare = isinstance(axis, (int, np.integer)) and not isinstance(axis, (bool, np.bool_))
+    if ndim == 0 and bare and zero_d_axis and axis in (0, -1):
+        return ()
     if isinstance(axis, (int, np.integer)):
         items: tuple[Any, ...] = (axis,)
     elif isinstance(axis, (tuple, list)):
@@ -108,14 +121,14 @@ def normalize_axes(
     for item in items:
         if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
             raise ShapeError(located(f"{op_name}: axis must be an int, got {item!r}"))
-        if not -ndim <= item < max(ndim, 1) or (ndim == 0 and item not in (0, -1)):
+        if not -ndim <= item < ndim:
             raise ShapeError(
                 located(f"{op_name}: axis {item} is out of bounds for an array of shape {shape}")
             )
-        result.append(int(item) % max(ndim, 1))
+        result.append(int(item) % ndim)
     if len(set(result)) != len(result):
         raise ShapeError(located(f"{op_name}: repeated axis in {axis!r}"))
-    return tuple(sorted(result)) if ndim else ()
+    return tuple(sorted(result))
 
 
 def reduce(op: ReduceOp, x: Array, axis: Any, keepdims: bool, dtype: np.dtype) -> Array:

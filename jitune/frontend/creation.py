@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import JituneError, ShapeError
 from ..ir.ops import BinaryOp
 from . import build, state
 from .context import located, require_static, supported
@@ -42,6 +42,8 @@ def _shape(shape: Any, name: str) -> tuple[int, ...]:
     items = (shape,) if not isinstance(shape, (tuple, list)) else tuple(shape)
     try:
         dims = tuple(operator.index(d) for d in items)
+    except JituneError:
+        raise  # a traced value: the tracer said why
     except TypeError:
         raise ShapeError(located(f"np.{name}: the shape {shape!r} is not ints")) from None
     if any(d < 0 for d in dims):

@@ -144,8 +144,10 @@ def _binary(ufunc: np.ufunc, a: Any, b: Any) -> Array:
 
 def _check_exponent(base: Array, exponent: Array) -> None:
     """NumPy refuses integers to negative integer powers: a constant exponent is checked
-    here; any other is checked by the compiled code when it runs (``codegen/llvm.py``)."""
-    if exponent.op is GraphOp.CONST and exponent.arg < 0:
+    here; any other is checked by the compiled code when it runs (``codegen/llvm.py``).
+    NumPy's check is in its inner loop, so an empty result raises nothing."""
+    empty = 0 in base.shape or 0 in exponent.shape
+    if exponent.op is GraphOp.CONST and exponent.arg < 0 and not empty:
         raise DomainError(
             located(
                 "np.power: Integers to negative integer powers are not allowed "
@@ -283,7 +285,9 @@ def _mean_dtype(dtype: np.dtype) -> np.dtype:
 
 
 def _reduced_count(node: Array, axis: Any, name: str) -> int:
-    axes = build.normalize_axes(axis, node.ndim, name, node.shape)
+    # np.mean/var/std normalize the axis themselves (_methods._count_reduce_items), which,
+    # unlike np.sum, refuses axis 0 of a 0-d array
+    axes = build.normalize_axes(axis, node.ndim, name, node.shape, zero_d_axis=False)
     return int(np.prod([node.shape[i] for i in axes], dtype=np.int64))
 
 
@@ -297,9 +301,10 @@ def _mean(
 ) -> Tracer:
     _no_extras("mean", out=out, where=where)
     node = _operand_nodes((a,), "np.mean")[0]
+    count = _reduced_count(node, axis, "mean")
     acc = supported(np.dtype(dtype) if dtype is not None else _mean_dtype(node.dtype), "np.mean")
     total = build.reduce(ReduceOp.SUM, node, axis, bool(keepdims), acc)
-    return _wrap(_divide_by_count(total, _reduced_count(node, axis, "mean"), "np.mean"))
+    return _wrap(_divide_by_count(total, count, "np.mean"))
 
 
 def _divide_by_count(total: Array, count: int, name: str) -> Array:
@@ -335,11 +340,11 @@ def _var(
 ) -> Tracer:
     _no_extras("var", out=out, where=where, mean=mean, correction=correction)
     node = _operand_nodes((a,), "np.var")[0]
+    count = _reduced_count(node, axis, "var")
     acc = supported(np.dtype(dtype) if dtype is not None else _mean_dtype(node.dtype), "np.var")
     # NumPy's steps (numpy/_core/_methods.py::_var): the mean is a sum in ``acc`` divided
     # like np.mean's; the deviations are ``a - mean`` in the dtype those two promote to
     # (float64 for float64 data even when acc is float32); their squares are summed in acc.
-    count = _reduced_count(node, axis, "var")
     centre = _divide_by_count(build.reduce(ReduceOp.SUM, node, axis, True, acc), count, "np.var")
     diff_dtype = _result_dtype("var", np.subtract, node, centre)
     diff = build.binary(BinaryOp.SUB, node, centre, diff_dtype, diff_dtype, "np.var")
@@ -392,9 +397,10 @@ def _transpose(a: Any, axes: Any = None) -> Tracer:
 
 def _swapaxes(a: Any, axis1: int, axis2: int) -> Tracer:
     node = _node(a, "swapaxes")
+    # NumPy's swapaxes refuses every axis of a 0-d array (AxisError), unlike np.sum's
     i, j = (
-        build.normalize_axes(axis1, node.ndim, "swapaxes", node.shape)[0],
-        build.normalize_axes(axis2, node.ndim, "swapaxes", node.shape)[0],
+        build.normalize_axes(axis1, node.ndim, "swapaxes", node.shape, zero_d_axis=False)[0],
+        build.normalize_axes(axis2, node.ndim, "swapaxes", node.shape, zero_d_axis=False)[0],
     )
     perm = list(range(node.ndim))
     perm[i], perm[j] = perm[j], perm[i]
@@ -476,7 +482,21 @@ def _where(condition: Any, x: Any = None, y: Any = None) -> Tracer:
         "where", np.where, np.dtype(bool), as_node(x, "where"), as_node(y, "where")
     )
     cond = to_node(condition, np.dtype(bool), "where")
-    return _wrap(build.where(cond, to_node(x, dtype, "where"), to_node(y, dtype, "where"), dtype))
+    return _wrap(build.where(cond, _where_operand(x, dtype), _where_operand(y, dtype), dtype))
+
+
+def _where_operand(value: Any, dtype: np.dtype) -> Array:
+    """An operand of np.where as a node of ``dtype``. NumPy converts a Python int operand
+    through a C long and casts it unsafely, so np.where(c, int32_array, 2**40) holds 0 where
+    an int32 addition would raise OverflowError."""
+    if type(value) is int and dtypes.is_int(dtype):
+        try:
+            wide = np.array(value, np.int64)
+        except OverflowError as exc:
+            raise DomainError(located(f"np.where: the Python int {value} ({exc})")) from None
+        with np.errstate(all="ignore"):
+            return build.constant(wide.astype(dtype).item(), dtype)
+    return to_node(value, dtype, "where")
 
 
 def _clip(
@@ -492,12 +512,32 @@ def _clip(
     low = a_min if a_min is not np._NoValue else min
     high = a_max if a_max is not np._NoValue else max
     _no_extras("clip", out=out, **kwargs)
-    result: Any = a
-    if low is not np._NoValue and low is not None:
-        result = np.maximum(result, low)
-    if high is not np._NoValue and high is not None:
-        result = np.minimum(result, high)
-    return result
+    low = None if low is np._NoValue else low
+    high = None if high is np._NoValue else high
+    # NumPy's steps (numpy/_core/_methods.py::_clip): a Python int bound beyond an integer
+    # array's range is dropped; no bounds is np.positive (which refuses bool); one bound is
+    # np.maximum or np.minimum; two are the np.clip ufunc, whose dtype promotes all three
+    # operands at once (clip(bool, -0.5, float32) is float32, where maximum then minimum
+    # would make float64 of the weak -0.5 first).
+    node = as_node(a, "np.clip")
+    if isinstance(node, Array) and dtypes.is_int(node.dtype):
+        info = np.iinfo(node.dtype)
+        if type(low) is int and low <= info.min:
+            low = None
+        if type(high) is int and high >= info.max:
+            high = None
+    if low is None and high is None:
+        return call_ufunc(np.positive, (a,), {})
+    if low is None:
+        return call_ufunc(np.minimum, (a, high), {})
+    if high is None:
+        return call_ufunc(np.maximum, (a, low), {})
+    operands = [node, as_node(low, "np.clip"), as_node(high, "np.clip")]
+    dtype = _result_dtype("clip", np.clip, *operands)
+    x, lo, hi = (to_node(op, dtype, "clip") for op in operands)
+    # the ufunc's inner loop is minimum(maximum(x, lo), hi), NaN of any operand propagating
+    raised = build.binary(BinaryOp.MAX, x, lo, dtype, dtype, "np.clip")
+    return _wrap(build.binary(BinaryOp.MIN, raised, hi, dtype, dtype, "np.clip"))
 
 
 def _filled(value: Any, name: str) -> Callable[..., Tracer]:
@@ -538,7 +578,7 @@ def _filled(value: Any, name: str) -> Callable[..., Tracer]:
             if extra > 0 and all(d == 1 for d in filled.shape[:extra]):
                 filled = build.reshape(filled, filled.shape[extra:])
         else:
-            filled = build.constant(_as_scalar(fill, f"np.{name}"), out_dtype)
+            filled = build.constant(_fill_value(fill, out_dtype, f"np.{name}"), out_dtype)
         return _wrap(build.expand(filled, shape, f"np.{name}"))
 
     return handler
@@ -548,11 +588,19 @@ def _as_array(value: Any, name: str) -> Array:
     return _operand_nodes((value,), name)[0]
 
 
-def _as_scalar(value: Any, name: str) -> Any:
-    node = as_node(value, name)
-    if isinstance(node, Array):  # a NumPy scalar made into a constant
-        return node.arg
-    return node
+def _fill_value(value: Any, dtype: np.dtype, name: str) -> Any:
+    """The element NumPy's full_like fills a ``dtype`` array with for the concrete scalar
+    ``value``, asked of NumPy itself: its copyto casts unsafely, so nan, inf or 1e30 into an
+    integer dtype give whatever the C cast gives on this machine (with a RuntimeWarning),
+    while a Python int out of the dtype's range raises OverflowError."""
+    as_node(value, name)  # refuses what is not a scalar (complex, a concrete array)
+    try:
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.full_like(np.empty((), dtype), value).item()
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise DomainError(
+            located(f"{name}: the fill value {value!r} cannot be stored as {dtype} ({exc})")
+        ) from None
 
 
 def _copy(a: Any, *args: Any, **kwargs: Any) -> Tracer:

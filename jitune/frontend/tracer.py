@@ -8,12 +8,14 @@ methods map onto the same handlers. Anything without a handler raises
 
 from __future__ import annotations
 
+import operator
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ..errors import DTypeError, JituneError, ShapeError, UnsupportedOperation
+from ..errors import DomainError, DTypeError, JituneError, ShapeError, UnsupportedOperation
 from ..ir.compute import contiguous_strides
 from ..ir.graph import Array, GraphOp
 from . import build, state
@@ -177,11 +179,23 @@ class Tracer:
 
     __bool__ = __int__ = __float__ = __index__ = __iter__ = _concrete  # type: ignore[assignment]
 
+    def _array_only(self, what: str) -> None:
+        """A Python scalar argument has no ndarray methods and cannot be indexed (NumPy's
+        functions take it, its own methods do not exist): refuse what would raise there."""
+        if self.weak is not None:
+            raise UnsupportedOperation(
+                located(
+                    f"{what} of a Python {self.weak.__name__} argument: it is not an array "
+                    f"(Python raises TypeError or AttributeError); use np.asarray() of it"
+                )
+            )
+
     # -- methods -----------------------------------------------------------------------------
     def _method(name: str) -> Callable[..., Any]:  # type: ignore[misc]  # noqa: N805
         def method(self: Tracer, *args: Any, **kwargs: Any) -> Any:
             from .numpy_api import call_function
 
+            self._array_only(f".{name}()")
             return call_function(getattr(np, name), (self,) + args, kwargs)
 
         method.__name__ = name
@@ -205,9 +219,11 @@ class Tracer:
     del _method
 
     def flatten(self) -> Tracer:
+        self._array_only(".flatten()")
         return self.reshape(-1)
 
     def reshape(self, *shape: Any, order: str = "C") -> Tracer:
+        self._array_only(".reshape()")
         if order != "C":
             raise UnsupportedOperation(located(f"reshape(order={order!r}): only order='C'"))
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
@@ -221,6 +237,7 @@ class Tracer:
         return self._view(reshaped, layout)
 
     def transpose(self, *axes: Any) -> Tracer:
+        self._array_only(".transpose()")
         require_static(axes)
         if len(axes) == 1 and axes[0] is not None and not isinstance(axes[0], (int, np.integer)):
             axes = tuple(axes[0])
@@ -243,6 +260,7 @@ class Tracer:
         return self.transpose()
 
     def astype(self, dtype: Any, copy: bool = True) -> Tracer:
+        self._array_only(".astype()")
         what = f"astype({np.dtype(dtype)})" if _is_dtype(dtype) else f"astype({dtype!r})"
         target = supported(dtype, what)
         if target == self.dtype:
@@ -252,6 +270,7 @@ class Tracer:
     def __getitem__(self, key: Any) -> Tracer:
         from .indexing import basic_index, expand_key
 
+        self._array_only("indexing")
         node = basic_index(self.node, key)
         items = expand_key(key, self.ndim, self.shape)
         if items and all(isinstance(item, (int, np.integer)) for item in items):
@@ -265,13 +284,15 @@ class Tracer:
 
     # -- operators ---------------------------------------------------------------------------
     def _binary(ufunc: np.ufunc, reflected: bool = False) -> Callable[..., Any]:  # type: ignore[misc]  # noqa: N805
-        def operator(self: Tracer, other: Any) -> Any:
+        def method(self: Tracer, other: Any) -> Any:
             from .numpy_api import call_ufunc
 
             operands = (other, self) if reflected else (self, other)
+            if all(_python_kind(x) for x in operands):
+                return _python_binary(ufunc, operands)
             return call_ufunc(ufunc, operands, {})
 
-        return operator
+        return method
 
     __add__, __radd__ = _binary(np.add), _binary(np.add, True)
     __sub__, __rsub__ = _binary(np.subtract), _binary(np.subtract, True)
@@ -317,15 +338,23 @@ class Tracer:
     del _inplace
 
     def __neg__(self) -> Tracer:
+        if self.weak is not None:
+            return _python_unary(np.negative, operator.neg, self)
         return np.negative(self)  # type: ignore[return-value]
 
     def __pos__(self) -> Tracer:
+        if self.weak is not None:
+            return _python_unary(np.positive, operator.pos, self)
         return np.positive(self)  # type: ignore[return-value]
 
     def __abs__(self) -> Tracer:
+        if self.weak is not None:
+            return _python_unary(np.absolute, operator.abs, self)
         return np.absolute(self)  # type: ignore[return-value]
 
     def __invert__(self) -> Tracer:
+        if self.weak is not None:
+            return _python_unary(np.invert, operator.invert, self)
         return np.invert(self)  # type: ignore[return-value]
 
 
@@ -351,6 +380,96 @@ def layout_of(shape: tuple[int, ...], dtype: np.dtype, strides: tuple[int, ...])
     return np.lib.stride_tricks.as_strided(
         np.empty(1, dtype), shape, tuple(s * itemsize for s in strides), writeable=False
     )
+
+
+# -- Python arithmetic on Python scalar arguments ---------------------------------------------------
+#
+# NumPy promotes a Python scalar weakly (NEP 50), and a Python operator between Python scalars
+# is Python's own arithmetic, whose result is a Python scalar again: with n a Python int,
+# ``n % 5`` is a Python int, so ``int32_array ** (n % 5)`` stays int32. A NumPy function of a
+# Python scalar (``np.remainder(n, 5)``) returns a NumPy scalar, which promotes strongly. So
+# the result of an operator whose operands are all Python scalars (weak tracers or literals)
+# is weak again, of the Python type Python's operator gives; everything else is strong.
+#
+# Values are computed as NumPy computes the int64/float64/bool of that Python type. Where
+# Python's arithmetic differs in value, the compiled kernel follows NumPy: int results that
+# overflow int64 wrap (Python's ints do not), a zero divisor gives inf/nan (Python raises
+# ZeroDivisionError; a literal zero divisor raises DomainError here), and an int argument
+# raised to a negative int argument raises DomainError when run (Python gives a float).
+
+_PYTHON_OPERATORS: dict[np.ufunc, Callable[[Any, Any], Any]] = {
+    np.add: operator.add,
+    np.subtract: operator.sub,
+    np.multiply: operator.mul,
+    np.true_divide: operator.truediv,
+    np.floor_divide: operator.floordiv,
+    np.remainder: operator.mod,
+    np.power: operator.pow,
+    np.matmul: operator.matmul,
+    np.bitwise_and: operator.and_,
+    np.bitwise_or: operator.or_,
+    np.bitwise_xor: operator.xor,
+    np.less: operator.lt,
+    np.less_equal: operator.le,
+    np.greater: operator.gt,
+    np.greater_equal: operator.ge,
+    np.equal: operator.eq,
+    np.not_equal: operator.ne,
+}
+_COMPARISONS = {np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal}
+_PYTHON_DTYPES = {bool: np.dtype(bool), int: np.dtype(np.int64), float: np.dtype(np.float64)}
+
+
+def _python_kind(value: Any) -> type | None:
+    """bool/int/float for a Python scalar or a Python scalar argument's tracer, else None
+    (np.float64 is a float subclass but a NumPy scalar: it promotes strongly)."""
+    if isinstance(value, Tracer):
+        return value.weak
+    return type(value) if type(value) in _PYTHON_DTYPES else None
+
+
+def _python_result_kind(fn: Callable[..., Any], samples: list[Any], what: str) -> type:
+    """The Python type ``fn(*samples)`` gives: Python's own rules (True + True is an int,
+    True & True a bool, 3 / 1 and 2 ** -1 floats). A literal keeps its value in ``samples``,
+    a traced argument is represented by 1 of its type."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ~True is deprecated
+            kind = type(fn(*samples))
+    except ZeroDivisionError:
+        raise DomainError(located(f"{what}: division of a Python scalar by zero")) from None
+    except (TypeError, ValueError) as exc:
+        raise DTypeError(located(f"{what}: {exc} (Python scalar arguments)")) from None
+    if kind not in _PYTHON_DTYPES:
+        raise DTypeError(located(f"{what}: a Python {kind.__name__} result is not supported"))
+    return kind
+
+
+def _python_binary(ufunc: np.ufunc, operands: tuple[Any, Any]) -> Tracer:
+    from .numpy_api import _binary as numpy_binary
+
+    what = f"np.{ufunc.__name__}"
+    kinds = [_python_kind(x) for x in operands]
+    samples = [x.weak(1) if isinstance(x, Tracer) else x for x in operands]  # type: ignore[misc]
+    kind = _python_result_kind(_PYTHON_OPERATORS[ufunc], samples, what)
+    if ufunc in _COMPARISONS:  # Python compares bools as ints, ints with floats as floats
+        compute = _PYTHON_DTYPES[float if float in kinds else int]
+    else:
+        compute = _PYTHON_DTYPES[kind]
+    a, b = (to_node(x, compute, what) for x in operands)
+    node = numpy_binary(ufunc, a, b)
+    return Tracer(build.cast(node, _PYTHON_DTYPES[kind]), kind)
+
+
+def _python_unary(ufunc: np.ufunc, fn: Callable[[Any], Any], x: Tracer) -> Tracer:
+    from .numpy_api import _unary as numpy_unary
+
+    what = f"np.{ufunc.__name__}"
+    kind = _python_result_kind(fn, [x.weak(1)], what)  # type: ignore[misc]
+    node = to_node(x, _PYTHON_DTYPES[kind], what)  # -True is -1: bools negate as ints
+    if ufunc is not np.positive:
+        node = numpy_unary(ufunc, node)
+    return Tracer(build.cast(node, _PYTHON_DTYPES[kind]), kind)
 
 
 def _is_dtype(value: Any) -> bool:
@@ -393,4 +512,9 @@ def to_node(value: Operand, dtype: np.dtype, op_name: str) -> Array:
         return node
     if isinstance(node, build.WeakInput):
         return build.cast(node.node, dtype)
-    return build.constant(node, dtype)
+    try:
+        return build.constant(node, dtype)
+    except OverflowError as exc:  # int32_array + 2**40: NumPy 2 refuses the Python int too
+        raise DomainError(
+            located(f"{op_name}: the Python int {node!r} does not fit in {np.dtype(dtype)} ({exc})")
+        ) from None

@@ -201,9 +201,11 @@ def _reduction(node: Any, value: Any, error: np.ndarray, result: Any) -> np.ndar
             return fit(var_bound) + 2 * _ulp(result)
         std = np.sqrt(np.abs(_f64(result))).reshape(shape)  # |result| is std, sqrt for below
         root = _f64(result).reshape(shape)
-        bound = np.minimum(
-            np.sqrt(fit(var_bound)), fit(var_bound) / np.where(root > 0, root, np.inf)
-        )
+        # |sqrt(a) - sqrt(b)| is at most sqrt(|a - b|), and at most |a - b| / sqrt(b) when
+        # NumPy's std sqrt(b) is nonzero (a zero std must not make that bound 0: 1e30
+        # repeated has std 0 or one ulp of 1e30, by the order of the mean's sum)
+        relative = fit(var_bound) / np.where(root > 0, root, np.nan)
+        bound = np.minimum(np.sqrt(fit(var_bound)), np.where(root > 0, relative, np.inf))
         return bound + 2 * _ulp(result) + 0 * std
 
 
@@ -229,7 +231,35 @@ def _contraction(
             bound = bound + _f64(eval(node.expr, trial))  # noqa: S307
     n = max([np.size(env[name]) for name in names] + [1])
     eps = _eps(np.asarray(result).dtype)
-    return bound + 2 * n * eps * magnitude + _ulp(result)
+    return bound + 2 * n * eps * magnitude + _ulp(result) + _order_open(node, env, result)
+
+
+def _touches(node: Any, env: dict[str, Any], which: Any) -> np.ndarray:
+    """Per result element: whether some term of the contraction has an operand element for
+    which ``which(values)`` holds (each operand in turn marked, the others all ones)."""
+    names = list(node.args)
+    ones = {name: np.ones(np.shape(env[name])) for name in names}
+    count = np.zeros(np.shape(eval(node.expr, {**env, **ones})))  # noqa: S307
+    for name in names:
+        marked = dict(env, **ones)
+        marked[name] = np.asarray(which(_f64(env[name])), np.float64)
+        count = count + _f64(eval(node.expr, marked))  # noqa: S307
+    return count > 0
+
+
+def _order_open(node: Any, env: dict[str, Any], result: Any) -> np.ndarray:
+    """Whether inf or nan comes out of a contraction with non-finite operands depends on the
+    order NumPy multiplies and adds, and NumPy's einsum picks it by memory layout: an inner
+    loop over a stride-0 operand factors it out of the sum (s * sum(x), so 'i,->' of
+    x = [1, 0] and s = inf is inf), other loops multiply first (inf + 0 * inf is nan); the
+    same values, strided, give nan. Likewise 'd,ze->dz' of inf and a row [-9, 18] is
+    inf * 9 = inf factored, -inf + inf = nan multiplied first. So a non-finite result whose
+    terms meet a non-finite operand element is open."""
+    value = _f64(result)
+    if not np.any(~np.isfinite(value)):
+        return np.zeros(np.shape(result))
+    open_ = ~np.isfinite(value) & _touches(node, env, lambda v: ~np.isfinite(v))
+    return np.where(open_, np.inf, 0.0)
 
 
 def error_bounds(program: Program, env: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -249,7 +279,12 @@ def error_bounds(program: Program, env: dict[str, Any]) -> dict[str, np.ndarray]
             elif node.op == "fill":
                 bound = np.zeros(np.shape(result))
                 for operand in node.args[1:]:
-                    bound = bound + np.broadcast_to(errors[operand], bound.shape)
+                    error = errors[operand]
+                    # full_like's copyto drops leading axes of extent 1 the output lacks
+                    extra = error.ndim - bound.ndim
+                    if extra > 0:
+                        error = error.reshape(error.shape[extra:])
+                    bound = bound + np.broadcast_to(error, bound.shape)
                 if np.asarray(result).dtype.kind != "f":
                     bound = np.where(bound > 0, np.inf, 0.0)
                 if "empty_like" in node.expr:
