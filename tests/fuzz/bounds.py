@@ -147,6 +147,14 @@ def _elementwise(op: str, values: list[Any], errors: list[np.ndarray], result: A
     return np.where(inexact > 0, np.inf, 0.0)  # anything else: exact, or unknown
 
 
+def _axes(axis: Any, ndim: int) -> list[int]:
+    """The reduced axes, non-negative (None: all)."""
+    if axis is None:
+        return list(range(ndim))
+    items = axis if isinstance(axis, (tuple, list)) else (axis,)
+    return [int(a) % max(ndim, 1) for a in items] if ndim else []
+
+
 def _reduction(node: Any, value: Any, error: np.ndarray, result: Any) -> np.ndarray:
     name = node.param("reduction")
     axis = node.param("axis")
@@ -165,6 +173,12 @@ def _reduction(node: Any, value: Any, error: np.ndarray, result: Any) -> np.ndar
         if name in ("max", "min"):
             return fit(worst) + _zero_sign_open(result)
         kind = np.asarray(result).dtype.kind
+        if kind != "f" and name in ("mean", "var", "std") and 0 in [
+            array.shape[d] for d in _axes(axis, array.ndim)
+        ]:
+            # an empty mean in an integer dtype is 0 / 0 = nan cast to the integer: a value
+            # the C cast leaves unspecified (INT_MIN on x86 NumPy)
+            return fit(np.full(np.shape(np.sum(array, **keep)), np.inf))
         if kind != "f":
             if array.dtype.kind == "f" and kind in "iu":
                 # an integer dtype= casts each float term first: NaN, inf and values out of
