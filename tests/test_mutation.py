@@ -289,6 +289,25 @@ def test_integer_array_assignment_is_a_clear_error_naming_the_line():
         jitune.kernel(f)(np.ones(5), np.array([1, 2]))
 
 
+def test_masked_augmented_assignment_of_a_scalar():
+    def f(x, n):
+        n[x > 0.5] += 1
+        n[x < 0.2] *= 3
+        x[x > 0.9] -= 0.5
+        return n.sum()
+
+    rng = np.random.default_rng(3)
+    same_as_numpy(f, rng.random((4, 5)), np.ones((4, 5), np.int64))
+
+
+def test_reading_a_masked_selection_is_a_clear_error():
+    def f(x):
+        return x[x > 0] + 1
+
+    with pytest.raises(UnsupportedOperation, match="depends on the data"):
+        jitune.kernel(f)(np.ones(4))
+
+
 def test_a_masked_assignment_of_an_array_is_refused():
     def f(x, y):
         x[x > 0] = y

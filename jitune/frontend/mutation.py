@@ -226,6 +226,13 @@ def _assign_masked(owner: Tracer, target: Tracer, mask: Tracer, value: Any, what
     what = f"{what} with a boolean mask"
     if mask.shape != target.shape:
         _refuse(target, what, f"the mask's shape {mask.shape} must equal the array's")
+    if isinstance(value, MaskedSelection):  # the end of x[mask] op= v
+        if value.array is not target or value.mask is not mask or value.value is None:
+            value._refuse()
+        _store(
+            owner, target.node, build.where(mask.node, value.value, target.node, target.dtype), what
+        )
+        return
     node = to_node(value, target.dtype, what)
     if node.ndim != 0:
         _refuse(
@@ -236,6 +243,86 @@ def _assign_masked(owner: Tracer, target: Tracer, mask: Tracer, value: Any, what
         )
     node = build.expand(build.cast(node, target.dtype), target.shape, what)
     _store(owner, target.node, build.where(mask.node, node, target.node, target.dtype), what)
+
+
+class MaskedSelection:
+    """``x[mask]`` for a traced boolean mask of ``x``'s shape: its shape depends on the data,
+    so it cannot be read, but ``x[mask] op= v`` (Python: ``t = x[mask]; t op= v;
+    x[mask] = t``) needs only where the mask is True: the in-place operator computes
+    ``x op v`` everywhere and the assignment keeps it where the mask is True."""
+
+    def __init__(self, array: Tracer, mask: Tracer, value: Array | None = None) -> None:
+        self.array, self.mask, self.value = array, mask, value
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise UnsupportedOperation(
+            located(
+                f"reading x[mask] (shape {self.array.shape}): its shape depends on the data; "
+                "only x[mask] = scalar and x[mask] op= scalar are supported (or use np.where)"
+            )
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        self._refuse()
+
+    __array__ = __bool__ = __len__ = __iter__ = __getitem__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
+    __truediv__ = __rtruediv__ = __pow__ = __neg__ = __lt__ = __gt__ = __eq__ = _refuse
+    __hash__ = None  # type: ignore[assignment]
+
+    def __array_ufunc__(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse()
+
+    def __array_function__(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse()
+
+    def inplace(self, ufunc: np.ufunc, other: Any, symbol: str) -> MaskedSelection:
+        """``self op= other``: the operator applied to the whole array, kept for the
+        assignment that follows."""
+        from .numpy_api import call_ufunc
+        from .tracer import Tracer
+
+        if isinstance(other, (Tracer, np.ndarray)) and np.ndim(other) != 0:
+            _refuse(
+                self.array,
+                f"x[mask] {symbol}= of an array",
+                "its elements go to the True elements of the mask in order, which depends on "
+                "the data; only a scalar is supported",
+            )
+        result = call_ufunc(ufunc, (self.array, other), {})
+        what = f"in-place {symbol}= on x[mask] (shape {self.array.shape}, {self.array.dtype})"
+        if result.dtype != self.array.dtype and not np.can_cast(
+            result.dtype, self.array.dtype, "same_kind"
+        ):
+            raise DTypeError(
+                located(
+                    f"{what}: cannot cast the result from {result.dtype} to {self.array.dtype} "
+                    "with casting rule 'same_kind'"
+                )
+            )
+        return MaskedSelection(self.array, self.mask, build.cast(result.node, self.array.dtype))
+
+
+def _masked_inplace(ufunc: np.ufunc, symbol: str) -> Any:
+    def operator(self: MaskedSelection, other: Any) -> MaskedSelection:
+        return self.inplace(ufunc, other, symbol)
+
+    return operator
+
+
+for _name, _ufunc, _symbol in (
+    ("__iadd__", np.add, "+"),
+    ("__isub__", np.subtract, "-"),
+    ("__imul__", np.multiply, "*"),
+    ("__itruediv__", np.true_divide, "/"),
+    ("__ifloordiv__", np.floor_divide, "//"),
+    ("__imod__", np.remainder, "%"),
+    ("__ipow__", np.power, "**"),
+    ("__iand__", np.bitwise_and, "&"),
+    ("__ior__", np.bitwise_or, "|"),
+    ("__ixor__", np.bitwise_xor, "^"),
+):
+    setattr(MaskedSelection, _name, _masked_inplace(_ufunc, _symbol))
 
 
 def update(target: Tracer, result: Any, op_name: str) -> Tracer:

@@ -271,6 +271,10 @@ class Tracer:
         from .indexing import basic_index, expand_key
 
         self._array_only("indexing")
+        if isinstance(key, Tracer) and key.dtype == np.bool_ and key.shape == self.shape:
+            from .mutation import MaskedSelection
+
+            return MaskedSelection(self, key)  # type: ignore[return-value]
         node = basic_index(self.node, key)
         items = expand_key(key, self.ndim, self.shape)
         if items and all(isinstance(item, (int, np.integer)) for item in items):
