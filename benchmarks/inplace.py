@@ -72,8 +72,7 @@ def _case(
 
     runners: dict[str, Callable[..., Any]] = {"numpy": function}
     first: dict[str, float] = {}
-    os.environ["JITUNE_BUDGET"] = budget
-    runners["jitune"] = jitune.kernel(function)
+    runners["jitune"] = jitune.kernel(function, budget=budget)
     try:
         import numba
 

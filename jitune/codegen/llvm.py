@@ -96,7 +96,9 @@ class _Function:
         self.module = module
         self.kernel = kernel
         self.buffers = {d.name: d for d in params}
-        self.pointers = {d.name: f"%b_{d.name}" for d in params}
+        # by position, not name: stages alike but for their buffers render alike (see
+        # _Module.kernel, which then emits the body once)
+        self.pointers = {d.name: f"%b{k}" for k, d in enumerate(params)}
         self.lines: list[str] = []
         self.allocas: list[str] = []
         self.counter = 0
@@ -472,6 +474,7 @@ class _Module:
         self.features = features
         self.declarations: set[str] = set()
         self.uses_status = False  # some kernel may report a status (see the module docstring)
+        self.bodies: dict[str, str] = {}  # body text (its name left out) -> kernel emitting it
 
     def kernel(self, position: int, kernel: Kernel) -> str:
         names = {d.name for d in self.program.buffers}
@@ -479,6 +482,11 @@ class _Module:
         params = [d for d in self.program.buffers if d.name in used]
         function = _Function(self, kernel, params)
         body = function.render()
+        # a stencil's time steps are the same loop nest on other buffers: one body serves
+        canonical = body.replace(f"@{kernel.name}_body(", "@body(", 1)
+        body_name = self.bodies.setdefault(canonical, kernel.name)
+        if body_name != kernel.name:
+            body = ""
         index = {d.name: k for k, d in enumerate(self.program.buffers)}
         lines = [f"define void @{kernel.name}(ptr %bufs, i64 %start, i64 %end) nounwind {{"]
         args = []
@@ -494,9 +502,9 @@ class _Module:
             lines.append(f"  %s_status = getelementptr ptr, ptr %bufs, i64 {slot}")
             lines.append("  %p_status = load ptr, ptr %s_status")
             args.append("ptr %p_status")
-        lines.append(f"  call void @{kernel.name}_body({', '.join(args)})")
+        lines.append(f"  call void @{body_name}_body({', '.join(args)})")
         lines += ["  ret void", "}"]
-        return body + "\n" + "\n".join(lines)
+        return (body + "\n" if body else "") + "\n".join(lines)
 
     def entry(self) -> str:
         buffers = self.program.buffers
