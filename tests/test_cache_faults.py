@@ -21,16 +21,13 @@ import warnings
 import diskcache
 import numpy as np
 import pytest
+from test_cache import _fresh_call, _key, _store
 
 import jitune
-from jitune.cache import CacheKey, CacheWarning, open_store
+from jitune.cache import CacheKey, CacheWarning
 from jitune.cache.health import DATABASE
 from jitune.cache.lock import Holder, this_host
 from jitune.cache.store import _stores
-from jitune.frontend.artifacts import cache_key
-from jitune.frontend.kernel import _spec
-from jitune.frontend.trace import trace
-from jitune.runtime.devices import device_of
 
 # A small kernel in a fresh process; prints what it did as one JSON line.
 SCRIPT = textwrap.dedent(
@@ -94,23 +91,6 @@ def _mm_args():
     return rng.random((24, 16), dtype=np.float32), rng.random((16, 20), dtype=np.float32)
 
 
-def _key(fn, args) -> CacheKey:
-    specs = [_spec(a, k, "test") for k, a in enumerate(args)]
-    return cache_key(trace(fn, specs), specs, device_of(args, "test"))
-
-
-def _store():
-    store = open_store(jitune.config.get())
-    assert store is not None
-    return store
-
-
-def _fresh_call(fn, args):
-    """Call ``fn`` through a new Kernel (an empty in-memory table), as a new process would."""
-    kernel = jitune.kernel(fn)
-    out = kernel(*args)
-    np.testing.assert_allclose(out, fn(*args), rtol=1e-5, atol=1e-5)
-    return kernel
 
 
 def _dead_pid() -> int:

@@ -476,15 +476,14 @@ def test_argument_error(arg, error, names):
     assert add.compile_count == 1
 
 
+SUBCLASSES = [
+    lambda: np.matrix([[1.0, 2.0], [3.0, 4.0]]),
+    lambda: np.ma.array([1.0, 2.0, 3.0], mask=[0, 1, 0]),
+]
+
+
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: np.matrix([[1.0, 2.0], [3.0, 4.0]]),
-        lambda: np.ma.array([1.0, 2.0, 3.0], mask=[0, 1, 0]),
-    ],
-    ids=["matrix", "masked"],
-)
+@pytest.mark.parametrize("make", SUBCLASSES, ids=["matrix", "masked"])
 def test_ndarray_subclasses_are_rejected(make):
     """np.matrix redefines *, a masked array has a mask: tracing either as a plain array would
     silently change the result, so they are refused with a message naming the subclass."""
@@ -502,14 +501,7 @@ def test_ndarray_subclasses_are_rejected(make):
 
 
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: np.matrix([[1.0, 2.0], [3.0, 4.0]]),
-        lambda: np.ma.array([1.0, 2.0, 3.0], mask=[0, 1, 0]),
-    ],
-    ids=["matrix", "masked"],
-)
+@pytest.mark.parametrize("make", SUBCLASSES, ids=["matrix", "masked"])
 def test_ndarray_subclasses_are_rejected_after_a_plain_call(make):
     """A subclass whose shape, dtype and strides equal a signature already compiled for a
     plain array must still be refused: the dispatch table's fast path may not run it as the

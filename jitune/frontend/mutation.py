@@ -46,7 +46,7 @@ import numpy as np
 from ..errors import DTypeError, ShapeError, UnsupportedOperation
 from ..ir.graph import VIEWS, Array, GraphOp
 from . import build
-from .context import located
+from .context import located, user_line
 from .state import live_tracers
 
 if TYPE_CHECKING:
@@ -245,6 +245,10 @@ def _assign_masked(owner: Tracer, target: Tracer, mask: Tracer, value: Any, what
     _store(owner, target.node, build.where(mask.node, node, target.node, target.dtype), what)
 
 
+def _at(message: str, line: str) -> str:
+    return f"{message}\n  at {line}" if line else message
+
+
 class MaskedSelection:
     """``x[mask]`` for a traced boolean mask of ``x``'s shape: its shape depends on the data,
     so it cannot be read, but ``x[mask] op= v`` (Python: ``t = x[mask]; t op= v;
@@ -253,12 +257,15 @@ class MaskedSelection:
 
     def __init__(self, array: Tracer, mask: Tracer, value: Array | None = None) -> None:
         self.array, self.mask, self.value = array, mask, value
+        self.line = user_line()  # where x[mask] was written: a later misuse points there
 
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise UnsupportedOperation(
-            located(
-                f"reading x[mask] (shape {self.array.shape}): its shape depends on the data; "
-                "only x[mask] = scalar and x[mask] op= scalar are supported (or use np.where)"
+            _at(
+                f"indexing with a boolean mask (reading x[mask], shape {self.array.shape}): its "
+                "shape depends on the data; "
+                "only x[mask] = scalar and x[mask] op= scalar are supported (or use np.where)",
+                self.line,
             )
         )
 

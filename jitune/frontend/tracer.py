@@ -497,6 +497,10 @@ def as_node(value: Operand, op_name: str) -> Array | build.WeakInput | int | flo
         return build.constant(np.asarray(value).item(), dtype)
     if isinstance(value, complex):
         raise DTypeError(located(f"{op_name}: complex values are not supported"))
+    from .mutation import MaskedSelection
+
+    if isinstance(value, MaskedSelection):
+        value._refuse()  # x[mask] read as a value
     if isinstance(value, np.ndarray):
         raise UnsupportedOperation(
             located(
