@@ -493,3 +493,13 @@ def test_integer_to_negative_constant_power_of_an_empty_array(dtype):
     """NumPy checks the exponent in its inner loop, which an empty array never enters:
     np.power(empty, -1) is an empty result, not the DomainError jitune raised."""
     check(lambda a: np.power(a, -1), np.ones((2, 0), dtype=dtype))
+
+
+def test_a_numpy_function_of_a_python_scalar_argument_is_a_numpy_value():
+    """np.clip(n, None, None) and np.positive(n) of a Python int are np.int64 values with
+    ndarray methods (seed 427724: .argmax() of it was refused as a Python int's)."""
+    for fn in (lambda n: np.clip(n, None, None).argmax(), lambda n: np.positive(n).sum()):
+        assert jitune.kernel(fn)(-19) == fn(-19)
+    # and it promotes strongly: int32 array + np.positive(python int) is int64
+    f = jitune.kernel(lambda x, n: x + np.positive(n))
+    assert f(np.ones(3, np.int32), 2).dtype == (np.ones(3, np.int32) + np.positive(2)).dtype

@@ -126,7 +126,7 @@ class Tracer:
                 )
             )
         try:
-            return call_ufunc(ufunc, inputs, kwargs)
+            return _strong(call_ufunc(ufunc, inputs, kwargs))
         except JituneError as exc:  # NumPy may replace it with its own: remember it
             raise state.raised(exc) from None
 
@@ -134,7 +134,7 @@ class Tracer:
         from .numpy_api import call_function
 
         try:
-            return call_function(func, args, kwargs)
+            return _strong(call_function(func, args, kwargs))
         except JituneError as exc:
             raise state.raised(exc) from None
 
@@ -360,6 +360,16 @@ class Tracer:
         if self.weak is not None:
             return _python_unary(np.invert, operator.invert, self)
         return np.invert(self)  # type: ignore[return-value]
+
+
+def _strong(result: Any) -> Any:
+    """What a NumPy function returns is a NumPy value, never a Python scalar: it promotes
+    strongly and has ndarray methods (np.positive(n) of a Python int is an np.int64)."""
+    if isinstance(result, Tracer) and result.weak is not None:
+        return Tracer(result.node)
+    if isinstance(result, tuple):
+        return tuple(_strong(r) for r in result)
+    return result
 
 
 def _inputs_of(node: Array) -> set[int]:

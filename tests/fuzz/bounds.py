@@ -268,12 +268,12 @@ def _order_open(node: Any, env: dict[str, Any], result: Any) -> np.ndarray:
     x = [1, 0] and s = inf is inf), other loops multiply first (inf + 0 * inf is nan); the
     same values, strided, give nan. Likewise 'd,ze->dz' of inf and a row [-9, 18] is
     inf * 9 = inf factored, -inf + inf = nan multiplied first. So a non-finite result whose
-    terms meet a non-finite operand element is open."""
-    value = _f64(result)
-    if not np.any(~np.isfinite(value)):
-        return np.zeros(np.shape(result))
-    open_ = ~np.isfinite(value) & _touches(node, env, lambda v: ~np.isfinite(v))
-    return np.where(open_, np.inf, 0.0)
+    terms meet a non-finite operand element is open. A finite result can be open too: the
+    BLAS behind tensordot and matmul skips a zero factor, so 0 * inf counts as 0 there
+    (tensordot([False], [x, inf], axes=0) is [0, 0] in NumPy, [0, nan] in IEEE arithmetic,
+    seed 424712): a result whose terms meet a non-finite element is open either way."""
+    touched = _touches(node, env, lambda v: ~np.isfinite(v))
+    return np.where(touched, np.inf, 0.0)
 
 
 def error_bounds(program: Program, env: dict[str, Any]) -> dict[str, np.ndarray]:
