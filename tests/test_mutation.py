@@ -402,3 +402,25 @@ def test_a_kernel_loaded_from_the_disk_cache_writes_its_arguments(cache_dir):
     assert (compiled.compile_count, loaded.load_count) == (1, 1)
     np.testing.assert_array_equal(first, 6.0)
     np.testing.assert_array_equal(second, 6.0)
+
+
+def test_an_assigned_value_with_extra_leading_axes_of_one():
+    """NumPy's __setitem__ drops leading axes of extent 1 the target lacks (fuzz seeds
+    440525, 441255)."""
+
+    def f(x, y):
+        x[0] = y  # y has shape (1, 3) into a row of shape (3,)
+        x[1, ...] = y  # and through a view
+        return x
+
+    same_as_numpy(f, np.zeros((2, 3)), np.arange(3.0).reshape(1, 3))
+
+
+def test_an_element_takes_a_scalar_only():
+    def f(x, y):
+        x[0, 1] = y
+
+    with pytest.raises(ValueError):
+        f(np.zeros((2, 3)), np.ones(1))
+    with pytest.raises(ShapeError, match="element with a sequence"):
+        jitune.kernel(f)(np.zeros((2, 3)), np.ones(1))

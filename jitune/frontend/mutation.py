@@ -200,8 +200,20 @@ def assign(target: Tracer, key: Any, value: Any) -> None:
         return
     view = basic_index(target.node, key)
     node = to_node(value, target.dtype, what)
+    items = list(key) if isinstance(key, tuple) else [key]
+    element = len(items) == target.ndim and all(isinstance(i, (int, np.integer)) for i in items)
+    if node.ndim and element and target.dtype == np.bool_ and node.size == 1:
+        node = build.reshape(node, ())  # NumPy stores the truth of a one-element array
+    elif node.ndim and element:
+        # an element (all-integer key, or () of a 0-d array) takes a scalar only, as in NumPy
+        raise ShapeError(
+            located(f"{what}: setting an array element with a sequence (shape {node.shape})")
+        )
     if node.dtype != target.dtype:
         node = build.cast(node, target.dtype)
+    extra = node.ndim - view.ndim
+    if extra > 0 and all(d == 1 for d in node.shape[:extra]):
+        node = build.reshape(node, node.shape[extra:])  # NumPy drops leading axes of 1
     if node.shape != view.shape:
         try:
             node = build.expand(node, view.shape, what)

@@ -604,7 +604,9 @@ def _fill_value(value: Any, dtype: np.dtype, name: str) -> Any:
 
 
 def _copy(a: Any, *args: Any, **kwargs: Any) -> Tracer:
-    return _wrap(build.copy(_node(a, "copy")))  # a node of its own: updates of a skip it
+    # a node of its own: updates of ``a`` skip it; a copy of an array is an array (also 0-d)
+    mutable = True if isinstance(a, Tracer) and (a.mutable or a.ndim) else None
+    return Tracer(build.copy(_node(a, "copy")), mutable=mutable)
 
 
 def _astype(a: Any, dtype: Any, copy: bool = True, **kwargs: Any) -> Tracer:

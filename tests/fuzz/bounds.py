@@ -173,9 +173,11 @@ def _reduction(node: Any, value: Any, error: np.ndarray, result: Any) -> np.ndar
         if name in ("max", "min"):
             return fit(worst) + _zero_sign_open(result)
         kind = np.asarray(result).dtype.kind
-        if kind != "f" and name in ("mean", "var", "std") and 0 in [
-            array.shape[d] for d in _axes(axis, array.ndim)
-        ]:
+        huge = kind in "iu" and np.any(np.abs(_f64(result)) >= 2.0**62)
+        if kind != "f" and name in ("mean", "var", "std") and (
+            huge or 0 in [array.shape[d] for d in _axes(axis, array.ndim)]
+        ):
+            # (and a quotient near the integer's range: its float-to-int cast may overflow)
             # an empty mean in an integer dtype is 0 / 0 = nan cast to the integer: a value
             # the C cast leaves unspecified (INT_MIN on x86 NumPy)
             return fit(np.full(np.shape(np.sum(array, **keep)), np.inf))
@@ -276,6 +278,33 @@ def _order_open(node: Any, env: dict[str, Any], result: Any) -> np.ndarray:
     return np.where(touched, np.inf, 0.0)
 
 
+def _update_bound(
+    node: Any, env: dict[str, Any], errors: dict[str, np.ndarray], result: Any
+) -> np.ndarray:
+    """``c = base.copy(); c[key] op= value``: the base's bound outside the region; inside,
+    the value's (plus the base's for an augmented operator, plus a rounding), unknown for a
+    non-float result of inexact operands (the cast can step)."""
+    base = node.param("base")
+    bound = np.array(np.broadcast_to(errors[base], np.shape(result)), dtype=np.float64)
+    value = errors[node.expr] if node.expr in errors else np.zeros(())
+    marked = np.zeros(np.shape(result), dtype=bool)
+    region = np.zeros(np.shape(result))
+    scope = {"marked": marked, "region": region, "value": value, "np": np}
+    exec(f"marked[{node.param('key')}] = True", scope)  # noqa: S102 - our own text
+    try:
+        exec(f"region[{node.param('key')}] = value", scope)  # noqa: S102
+    except ValueError:  # a (1,) value into one element: NumPy takes its single element
+        scope["value"] = np.max(value, initial=0.0)
+        exec(f"region[{node.param('key')}] = value", scope)  # noqa: S102
+    if node.param("assign") != "=":
+        region = region + bound
+    if np.asarray(result).dtype.kind == "f":
+        region = region + _ulp(result)
+    else:
+        region = np.where(region > 0, np.inf, 0.0)
+    return np.where(marked, region, bound)
+
+
 def error_bounds(program: Program, env: dict[str, Any]) -> dict[str, np.ndarray]:
     """A bound per element of every value of ``program`` (``env``: its NumPy values, from
     ``Program.evaluate``); inf marks elements whose value is not determined."""
@@ -286,7 +315,9 @@ def error_bounds(program: Program, env: dict[str, Any]) -> dict[str, np.ndarray]
         warnings.simplefilter("ignore")
         for node in program.nodes:
             result = env[node.name]
-            if node.op == "view":
+            if node.op == "update":
+                bound = _update_bound(node, env, errors, result)
+            elif node.op == "view":
                 swapped = dict(env)
                 swapped.update({n: errors[n] for n in node.args})
                 bound = _f64(eval(node.expr, swapped))  # noqa: S307

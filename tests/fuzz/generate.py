@@ -119,10 +119,14 @@ class _Builder:
     # -- statements --------------------------------------------------------------------------
     def attempt(self, op: str, expr: str, args: tuple[str, ...], **params: Any) -> str:
         """Evaluate a candidate; "ok", "error" (NumPy raised, kept) or "drop"."""
+        name = f"v{len(self.nodes)}"
+        candidate = Node(name, op, expr, args, tuple(sorted(params.items())))
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                value = eval(expr, self.env)  # noqa: S307 - our own generated text
+                scratch = dict(self.env)
+                exec("\n".join(candidate.statements()), scratch)  # noqa: S102 - our own text
+                value = scratch[name]
         except AttributeError:
             return "drop"  # a method of a Python scalar input: a generator slip, not a case
         except (ValueError, TypeError, IndexError, OverflowError):
@@ -134,7 +138,6 @@ class _Builder:
             return "drop"  # e.g. a float16 or object result: outside what jitune compiles
         if value is not None and np.size(value) > 4096:
             return "drop"  # keep programs small and fast
-        name = f"v{len(self.nodes)}"
         self.nodes.append(Node(name, op, expr, args, tuple(sorted(params.items()))))
         self.env[name] = value
         return "ok" if value is not None else "error"
@@ -281,6 +284,14 @@ def _contract(b: _Builder) -> tuple:
     else:
         keep = [c for c in rng.permutation(used) if rng.random() < 0.5]
         spec = ",".join(subscripts) + "->" + "".join(keep)
+    for operand, letters in zip(operands, subscripts):
+        extents: dict[str, set[int]] = {}
+        for letter, extent in zip(letters, b.shape(operand)):
+            extents.setdefault(letter, set()).add(extent)
+        if any(len(e) > 1 and 0 in e for e in extents.values()):
+            # NumPy takes a diagonal of extents (0, n) to have extent n and reads it out of the
+            # empty operand's memory: unspecified values, which jitune refuses
+            return _unary(b)
     function = "jitune.einsum" if rng.random() < 0.15 else "np.einsum"
     names = ", ".join(operands)
     return "contract", f"{function}({spec!r}, {names})", tuple(operands), {"spec": spec}
@@ -388,9 +399,26 @@ def _astype(b: _Builder) -> tuple:
     return "astype", str(rng.choice(forms)), (a,), {"dtype": dtype}
 
 
+def _update(b: _Builder) -> tuple:
+    """A new array updated in place: ``c = a.copy(); c[key] op= value`` (basic indexing)."""
+    rng = b.rng
+    a = b.pick(arrays=True)
+    if not isinstance(b.env[a], np.ndarray) or b.env[a].ndim == 0:
+        return _unary(b)
+    key = _index(rng, b.shape(a))
+    assign = str(rng.choice(["=", "=", "+=", "*=", "-="]))
+    value = str(rng.choice(CONSTANTS)) if rng.random() < 0.4 else b.pick()
+    if b.env[a].dtype.kind in "biu" and np.asarray(eval(value, b.env)).dtype.kind == "f":  # noqa: S307
+        # a float stored into an integer array: NumPy raises for a scalar element out of the
+        # integer's range and wraps for arrays, which depends on the data: not generated
+        value = str(rng.choice([c for c in CONSTANTS if "." not in c and "e" not in c] or ["1"]))
+    args = (a,) + ((value,) if value in b.env else ())
+    return "update", value, args, {"base": a, "key": key, "assign": assign}
+
+
 FAMILIES: tuple[tuple[Callable[[_Builder], tuple], float], ...] = (
     (_unary, 3), (_binary, 5), (_where, 1), (_clip, 0.5), (_reduce, 3), (_contract, 2),
-    (_view, 3), (_like, 0.7), (_astype, 1.2),
+    (_view, 3), (_like, 0.7), (_astype, 1.2), (_update, 1.5),
 )  # fmt: skip
 
 

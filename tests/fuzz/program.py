@@ -74,6 +74,14 @@ class Node:
     def param(self, key: str, default: Any = None) -> Any:
         return dict(self.params).get(key, default)
 
+    def statements(self) -> list[str]:
+        """The node as Python lines. An "update" node is a copy of ``base`` with
+        ``name[key] <assign> expr`` (``=``, ``+=``, ...): an in-place update of a new array."""
+        if self.op != "update":
+            return [f"{self.name} = {self.expr}"]
+        base, key, assign = self.param("base"), self.param("key"), self.param("assign")
+        return [f"{self.name} = {base}.copy()", f"{self.name}[{key}] {assign} {self.expr}"]
+
 
 @dataclasses.dataclass(frozen=True)
 class Program:
@@ -88,7 +96,8 @@ class Program:
     def function_source(self) -> str:
         """The ``def fuzzed(...)`` text."""
         lines = [f"def fuzzed({', '.join(i.name for i in self.inputs)}):"]
-        lines += [f"    {node.name} = {node.expr}" for node in self.nodes]
+        for node in self.nodes:
+            lines += [f"    {line}" for line in node.statements()]
         returned = (
             self.outputs[0] if len(self.outputs) == 1 else "(" + ", ".join(self.outputs) + ")"
         )
@@ -127,7 +136,7 @@ class Program:
         env: dict[str, Any] = {"np": np, "jitune": jitune}
         env.update({i.name: a for i, a in zip(self.inputs, args)})
         for node in self.nodes:
-            env[node.name] = eval(node.expr, env)  # noqa: S307 - our own generated text
+            exec("\n".join(node.statements()), env)  # noqa: S102 - our own generated text
         return env
 
     def size(self) -> int:
