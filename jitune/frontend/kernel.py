@@ -268,7 +268,8 @@ class Kernel:
             static = (static,)
         self._binder = Binder(fn, self.name, static)
         # positions keyed and passed by value: declared, or found used as Python values
-        self._static: set[int] = set(self._binder.static)
+        self._static: set[str] = set()
+        self._set_static(self._binder.static)
         # checked now, so a bad value fails where it is written
         self.budget = None if budget is None else config.parse_budget(budget, "budget")
         self.strategy = strategy
@@ -283,8 +284,24 @@ class Kernel:
         self.load_count = 0  # signatures loaded from the disk cache
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs and len(args) == self._plain_count:  # the hot path: no binding
+            try:
+                entry = self._table.get(tuple(map(_signature, args)))
+            except TypeError:  # an unhashable static value: _call says which
+                entry = None
+            if entry is not None:
+                return entry(args)
+        return self._call(args, kwargs)
+
+    def _set_static(self, names: Iterable[str]) -> None:
+        self._static |= set(names)
+        # the argument count of a call that needs no binding and has no static values
         binder = self._binder
-        names = None  # None: every parameter, by position (the fast path)
+        self._plain_count = binder.count if binder.plain and not self._static else -1
+
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        binder = self._binder
+        names = None  # None: every parameter, by position
         if kwargs or len(args) != binder.count or not binder.plain:
             names, args = binder.bind(args, kwargs)
         key = self._key(args, names)
@@ -346,7 +363,7 @@ class Kernel:
             try:
                 traced = trace(self.fn, specs, statics, call)
             except NeedsStatic as needed:
-                self._static |= {names[positions[i]] for i in needed.inputs}
+                self._set_static(names[positions[i]] for i in needed.inputs)
                 continue
             return traced, positions, specs
 
