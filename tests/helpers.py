@@ -278,3 +278,36 @@ def with_layout(
     if layout == "broadcast":
         return np.broadcast_to(random_array(rng, (1,) + shape[1:], dtype, **kw), shape)
     raise ValueError(layout)
+
+
+# -- functions that update their arguments ----------------------------------------------------
+
+
+def _copies(args: Sequence[Any]) -> list[Any]:
+    return [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+
+
+def same_as_numpy(fn: Any, *args: Any, rtol: float = 1e-12, atol: float = 0.0) -> list[Any]:
+    """Run ``fn`` on copies of ``args`` with NumPy and with jitune; results and every
+    argument's state afterwards must agree."""
+    expected_args, actual_args = _copies(args), _copies(args)
+    expected = fn(*expected_args)
+    actual = jitune.kernel(fn)(*actual_args)
+    if expected is None:
+        assert actual is None
+    else:
+        expected_items = expected if isinstance(expected, tuple) else (expected,)
+        actual_items = actual if isinstance(actual, tuple) else (actual,)
+        assert len(actual_items) == len(expected_items)
+        for got, want in zip(actual_items, expected_items):
+            assert (
+                np.shape(got) == np.shape(want) and np.asarray(got).dtype == np.asarray(want).dtype
+            )
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+    for position, (got, want) in enumerate(zip(actual_args, expected_args)):
+        if isinstance(want, np.ndarray):
+            assert got.dtype == want.dtype, position
+            np.testing.assert_allclose(
+                got, want, rtol=rtol, atol=atol, err_msg=f"argument {position}"
+            )
+    return actual_args

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import jitune
+from helpers import same_as_numpy
 
 # ruff: noqa: N803, N806, B007 - the kernels keep their published form
 
@@ -135,20 +134,4 @@ CASES = _cases()
 
 @pytest.mark.parametrize("fn, args", CASES, ids=[fn.__name__ for fn, _ in CASES])
 def test_published_kernel_runs_unchanged(fn, args):
-    expected_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-    actual_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-    expected = fn(*expected_args)
-    actual = jitune.kernel(fn)(*actual_args)
-    if expected is None:
-        assert actual is None
-    else:
-        expected = expected if isinstance(expected, tuple) else (expected,)
-        actual = actual if isinstance(actual, tuple) else (actual,)
-        for got, want in zip(actual, expected):
-            assert (
-                np.shape(got) == np.shape(want) and np.asarray(got).dtype == np.asarray(want).dtype
-            )
-            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-    for got, want in zip(actual_args, expected_args):
-        if isinstance(want, np.ndarray):
-            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    same_as_numpy(fn, *args, rtol=1e-10, atol=1e-12)
