@@ -7,39 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import same_as_numpy
 from hypothesis import given
 from hypothesis import strategies as st
 
 import jitune
 from jitune.errors import ArgumentError, DTypeError, ShapeError, UnsupportedOperation
-
-
-def _copies(args):
-    return [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-
-
-def same_as_numpy(fn, *args, rtol=1e-12):
-    """Run ``fn`` on copies of ``args`` with NumPy and with jitune; results and every
-    argument's state afterwards must agree."""
-    expected_args, actual_args = _copies(args), _copies(args)
-    expected = fn(*expected_args)
-    actual = jitune.kernel(fn)(*actual_args)
-    if expected is None:
-        assert actual is None
-    else:
-        expected_items = expected if isinstance(expected, tuple) else (expected,)
-        actual_items = actual if isinstance(actual, tuple) else (actual,)
-        assert len(actual_items) == len(expected_items)
-        for got, want in zip(actual_items, expected_items):
-            assert (
-                np.shape(got) == np.shape(want) and np.asarray(got).dtype == np.asarray(want).dtype
-            )
-            np.testing.assert_allclose(got, want, rtol=rtol)
-    for position, (got, want) in enumerate(zip(actual_args, expected_args)):
-        if isinstance(want, np.ndarray):
-            assert got.dtype == want.dtype, position
-            np.testing.assert_allclose(got, want, rtol=rtol, err_msg=f"argument {position}")
-    return actual_args
 
 
 def test_augmented_assignment_on_an_argument_updates_the_callers_array():
@@ -424,3 +397,14 @@ def test_an_element_takes_a_scalar_only():
         f(np.zeros((2, 3)), np.ones(1))
     with pytest.raises(ShapeError, match="element with a sequence"):
         jitune.kernel(f)(np.zeros((2, 3)), np.ones(1))
+
+
+def test_views_made_by_numpy_functions_see_the_update():
+    def f(x, n):
+        t = np.transpose(x)
+        r = np.reshape(x, -1)
+        flat = np.ravel(x)
+        x += 1
+        return t, r, flat, np.reshape(n, (1,)) + 0
+
+    same_as_numpy(f, np.arange(6.0).reshape(2, 3), 4)

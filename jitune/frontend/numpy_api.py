@@ -391,8 +391,15 @@ def _node(a: Any, name: str) -> Array:
     return _operand_nodes((a,), name)[0]
 
 
+def _as_tracer(a: Any, name: str) -> Tracer:
+    """``a`` itself if it is a tracer (its views then stay views of it, see
+    ``frontend/mutation.py``), else a tracer of its value (a Python scalar argument's value
+    is a NumPy value here, as ``np.reshape(n, 1)`` makes one)."""
+    return a if isinstance(a, Tracer) and a.weak is None else Tracer(_node(a, name))
+
+
 def _transpose(a: Any, axes: Any = None) -> Tracer:
-    return Tracer(_node(a, "transpose")).transpose(axes)
+    return _as_tracer(a, "transpose").transpose(axes)
 
 
 def _swapaxes(a: Any, axis1: int, axis2: int) -> Tracer:
@@ -439,11 +446,11 @@ def _moveaxis(a: Any, source: Any, destination: Any) -> Tracer:
 def _reshape(a: Any, *args: Any, **kwargs: Any) -> Tracer:
     shape = kwargs.pop("shape", kwargs.pop("newshape", args[0] if args else None))
     order = kwargs.pop("order", args[1] if len(args) > 1 else "C")
-    return Tracer(_node(a, "reshape")).reshape(shape, order=order)
+    return _as_tracer(a, "reshape").reshape(shape, order=order)
 
 
 def _ravel(a: Any, order: str = "C") -> Tracer:
-    return Tracer(_node(a, "ravel")).reshape(-1, order=order)
+    return _as_tracer(a, "ravel").reshape(-1, order=order)
 
 
 def _expand_dims(a: Any, axis: Any) -> Tracer:
