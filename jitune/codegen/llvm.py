@@ -31,6 +31,15 @@ PARALLEL_FOR = "jitune_parallel_for"
 ENTRY = "jitune_entry"
 STATUS_MARKER = "jitune_returns_status"
 STATUS_NEGATIVE_POWER = 1  # an integer raised to a negative integer power
+# Up to this many buffers the entry takes one argument per array; a program with more (an
+# unrolled loop of hundreds of updates) takes one pointer to an array of them, as a C call
+# cannot pass thousands of arguments (ctypes stops at 1024).
+MAX_DIRECT_BUFFERS = 255
+
+
+def packed_entry(buffer_count: int) -> bool:
+    """Whether the entry of a program with ``buffer_count`` buffers takes them packed."""
+    return buffer_count > MAX_DIRECT_BUFFERS
 
 
 def _special_power(expr: Expr) -> bool:
@@ -508,12 +517,17 @@ class _Module:
 
     def entry(self) -> str:
         buffers = self.program.buffers
-        params = ", ".join(f"ptr %o{k}" for k in range(len(buffers)))
+        packed = packed_entry(len(buffers))
+        params = "ptr %objs" if packed else ", ".join(f"ptr %o{k}" for k in range(len(buffers)))
         slots = len(buffers) + (1 if self.uses_status else 0)
         lines = [
             f"define {'i32' if self.uses_status else 'void'} @{ENTRY}({params}) nounwind {{",
             f"  %bufs = alloca ptr, i64 {max(slots, 1)}",
         ]
+        if packed:  # %objs points to the arrays' objects, one after another
+            for k in range(len(buffers)):
+                lines.append(f"  %a{k} = getelementptr ptr, ptr %objs, i64 {k}")
+                lines.append(f"  %o{k} = load ptr, ptr %a{k}")
         if self.uses_status:
             lines.append("  %status = alloca i32, align 4")
             lines.append("  store i32 0, ptr %status")

@@ -167,6 +167,21 @@ _STATUS_MESSAGES = {
 }
 
 
+def _packed_launcher(address: int, buffer_count: int, status: bool) -> Callable[..., Any]:
+    """A launcher passing ``buffer_count`` arrays to an entry that takes them packed (see
+    ``codegen/llvm.py``): one pointer to an array of their objects, which it holds alive."""
+    objects = ctypes.py_object * buffer_count
+    pointer = ctypes.POINTER(ctypes.py_object)
+    entry = ctypes.CFUNCTYPE(ctypes.c_int32 if status else None, pointer)(address)
+
+    def launch(*arrays: Any) -> Any:
+        if len(arrays) != buffer_count:
+            raise TypeError(f"this program takes {buffer_count} arrays ({len(arrays)} given)")
+        return entry(objects(*arrays))
+
+    return launch
+
+
 class CpuProgram:
     """Calls the generated entry function with the NumPy arrays themselves: the machine code
     reads each array's data pointer, so a call costs one ctypes call and no conversions.
@@ -180,12 +195,16 @@ class CpuProgram:
 
     def __init__(self, module: CompiledModule, buffer_count: int) -> None:
         self.module = module  # keeps the machine code alive
-        arguments = [ctypes.py_object] * buffer_count
         address = module.address(llvm_codegen.ENTRY)
-        if not module.engine.get_global_value_address(llvm_codegen.STATUS_MARKER):
-            self.launch = ctypes.CFUNCTYPE(None, *arguments)(address)
+        status = bool(module.engine.get_global_value_address(llvm_codegen.STATUS_MARKER))
+        if llvm_codegen.packed_entry(buffer_count):
+            entry = _packed_launcher(address, buffer_count, status)
+        else:
+            arguments = [ctypes.py_object] * buffer_count
+            entry = ctypes.CFUNCTYPE(ctypes.c_int32 if status else None, *arguments)(address)
+        if not status:
+            self.launch = entry
             return
-        entry = ctypes.CFUNCTYPE(ctypes.c_int32, *arguments)(address)
 
         def launch(*arrays: Any) -> None:
             status = entry(*arrays)
