@@ -86,7 +86,9 @@ def _fresh_call(fn, args):
     """Call ``fn`` through a new Kernel (an empty in-memory table), as a new process would."""
     kernel = jitune.kernel(fn)
     out = kernel(*args)
-    np.testing.assert_allclose(out, fn(*args), rtol=1e-12, atol=1e-12)
+    # a tuned float32 contraction sums in another order than NumPy's: float32 rounding
+    tolerance = 1e-5 if np.asarray(out).dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, fn(*args), rtol=tolerance, atol=tolerance)
     return kernel
 
 

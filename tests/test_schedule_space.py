@@ -13,6 +13,7 @@ from jitune.frontend.kernel import _spec
 from jitune.frontend.trace import trace
 from jitune.ir.compute import StageKind
 from jitune.pipeline import lower_graph
+from jitune.runtime.cpu import host_target
 from jitune.runtime.devices import device_of
 from jitune.runtime.interp import evaluate
 from jitune.schedule.default import default_config, space
@@ -126,6 +127,7 @@ def test_default_configs_lie_in_their_spaces():
         assert space(stage).contains(default_config(stage, lowered.target, buffers))
 
 
+_LANES = host_target().lanes(4)  # float32 lanes of the host's vectors
 TAILS = [
     # 13 x 40 outputs with 8 x 32 tiles: the last 8 columns are one 8-lane vector, the last
     # 5 rows a 5-row tile, and the corner both; no element is computed by scalar code
@@ -136,14 +138,15 @@ TAILS = [
         ["acc_tail"],  # the scalar form's accumulator
         id="8x32-tiles",
     ),
-    # 100 columns in 64-column tiles leave 36: two 16-lane vectors and a 4-lane one (a
-    # 36-lane vector is legal LLVM IR but several times slower)
+    # with L lanes, 4L + 2L + 4 columns in 4L-column tiles leave 2L + 4: two L-lane vectors
+    # and a 4-lane one (100 columns and 36 left with AVX-512's 16 float lanes; a 36-lane
+    # vector is legal LLVM IR but several times slower)
     pytest.param(
-        (20, 70, 100),
+        (20, 70, 6 * _LANES + 4),
         {"mr": 6, "nv": 4, "kc": 0},
         ["for c_ in 0..2:  # unrolled", "for l_ in 0..4:  # vectorized"],
-        ["0..36:  # vectorized"],
-        id="6x64-tiles",
+        [f"0..{2 * _LANES + 4}:  # vectorized"],
+        id="6x4L-tiles",
     ),
 ]
 
