@@ -71,3 +71,31 @@ def test_features_describe_the_program_not_its_name():
     assert not np.array_equal(a.features(a.default), b.features(b.default))
     c = make_task(matmul, (64, 48), (48, 80))
     assert c.family != a.family
+
+
+def _scalar_recurrence(r):
+    # each step's scalars feed the next: one shared subexpression DAG through every stage
+    y = r * 0
+    alpha, beta = -r[0], 1.0
+    for k in range(1, r.shape[0]):
+        beta = beta * (1.0 - alpha * alpha)
+        alpha = -(r[k] + np.dot(r[:k][::-1], y[:k])) / beta
+        y[:k] += alpha * y[:k][::-1]
+        y[k] = alpha
+    return y
+
+
+def test_family_of_a_loop_carrying_scalars_hashes_each_shared_subexpression_once(monkeypatch):
+    # Regression: the family was a digest of the printed program, whose shared scalars printed
+    # as trees: 16 s of printing (3.4 million calls) for a 12-step loop. It prints nothing now.
+    from jitune.ir import printer
+
+    def refuse(expr):
+        raise AssertionError("the family must not print the program")
+
+    monkeypatch.setattr(printer, "format_expr", refuse)
+    a = make_task(_scalar_recurrence, (12,))
+    b = make_task(_scalar_recurrence, (12,))
+    assert a.family == b.family and len(a.family) == 16
+    c = make_task(dense_relu, (64, 48), (48, 80), (80,))
+    assert c.family != a.family

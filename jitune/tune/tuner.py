@@ -24,6 +24,7 @@ from .. import config as config_mod
 from ..cache import CacheKey
 from ..config import Budget, ProgressMode
 from ..ir.compute import ComputeProgram, StageKind
+from ..ir.expr import Expr
 from ..ir.graph import Graph
 from ..pipeline import compute_program, default_configs, schedule_loops, stage_spaces
 from ..runtime.base import Device
@@ -83,9 +84,38 @@ class TuneOptions:
 
 
 def _family(compute: ComputeProgram) -> str:
-    """The kernel without its sizes: the same computation at other shapes shares it."""
-    text = re.sub(r"\d+", "#", str(compute))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """The kernel without its sizes: the same computation at other shapes shares it.
+
+    A digest of the structure with every number masked, each shared subexpression hashed
+    once (printing the program instead spelled shared subexpressions out as trees: a loop
+    carrying scalars from step to step made that text exponentially long).
+    """
+    memo: dict[int, bytes] = {}
+
+    def masked(value: object) -> str:
+        return re.sub(r"\d+", "#", getattr(value, "value", None) or str(value))
+
+    def digest(expr: Expr | None) -> bytes:
+        if expr is None:
+            return b""
+        done = memo.get(id(expr))
+        if done is None:
+            parts = [expr.op.value, masked(expr.arg), expr.dtype.str]
+            text = "|".join(parts).encode() + b"".join(digest(child) for child in expr.src)
+            done = memo[id(expr)] = hashlib.sha256(text).digest()[:12]
+        return done
+
+    whole = hashlib.sha256()
+    for decl in compute.buffers:
+        whole.update(f"{decl.role} {decl.name} {decl.dtype.str} {len(decl.shape)};".encode())
+    for stage in compute.stages:
+        axes = (
+            " ".join(a.name for a in stage.axes) + "/" + " ".join(a.name for a in stage.reduce_axes)
+        )
+        head = f"{stage.out} {axes} {stage.reduce_op} {stage.dtype.str}"
+        whole.update(masked(head).encode() + digest(stage.body) + digest(stage.epilogue))
+    whole.update(" ".join(compute.outputs).encode())
+    return whole.hexdigest()[:16]
 
 
 def _kind(compute: ComputeProgram) -> str:
