@@ -102,6 +102,10 @@ class Settings:
     """JITUNE_ISOLATE: measure tuning candidates in a worker process (0: in this process)."""
     progress: ProgressMode = "auto"
     """JITUNE_PROGRESS: tuning progress bar on stderr; auto shows it on a terminal only."""
+    max_stages: int = 128
+    """JITUNE_MAX_STAGES: distinct loop nests a CPU kernel may compile (about 25-50 ms each);
+    a kernel with more (a loop unrolled into hundreds of differently sized updates) runs its
+    graph with NumPy instead, uncompiled; 0 compiles any size."""
 
 
 def _int_var(name: str, default: int, low: int = 0) -> int:
@@ -203,6 +207,7 @@ def from_environment() -> Settings:
         budget=_budget_var("JITUNE_BUDGET", Settings.budget),
         isolate=_bool_var("JITUNE_ISOLATE", True),
         progress=_progress_var("JITUNE_PROGRESS"),
+        max_stages=_int_var("JITUNE_MAX_STAGES", Settings.max_stages),
     )
 
 

@@ -72,6 +72,10 @@ def mixed(x, y, s):
     return np.where(x > 0, x // 3 + y % 4, -x) * s
 
 
+def angle(x, y):
+    return np.arctan2(x, y) * 2
+
+
 def f32(rng, *shape):
     return rng.standard_normal(shape).astype(np.float32)
 
@@ -113,6 +117,8 @@ def cases(rng):
             ],
         ),
         (mixed, [f32(rng, 33)[::-1], f32(rng, 33), np.float32(0.5)]),
+        (angle, [f32(rng, 7, 33), f32(rng, 33)]),
+        (angle, [rng.standard_normal(130), rng.standard_normal(130)]),
     ]
 
 

@@ -281,6 +281,38 @@ def test_reading_a_masked_selection_is_a_clear_error():
         jitune.kernel(f)(np.ones(4))
 
 
+def _binned_means(data, radius, bins):
+    # a published azimuthal integration: the mean of the values in each radial bin
+    rmax = radius.max()
+    res = np.zeros(bins, dtype=np.float64)
+    for i in range(bins):
+        inside = np.logical_and(rmax * i / bins <= radius, radius < rmax * (i + 1) / bins)
+        res[i] = data[inside].mean()
+    return res
+
+
+def _masked_reductions(x):
+    t = x[x > 0.5]
+    t += 1  # the selection's updated values are what it sums
+    return x[x > 0.5].sum(), np.sum(x[x < 0.2]), np.mean(x[x > 2]), x[x > 0.3].prod(), t.sum()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's "Mean of empty slice"
+@pytest.mark.parametrize("dtype", ["float64", "float32", "int64"])
+def test_reductions_of_a_masked_selection_match_numpy(dtype):
+    rng = np.random.default_rng(4)
+    x = (rng.random(50) * (3 if dtype == "int64" else 1)).astype(dtype)
+    same_as_numpy(_masked_reductions, x, rtol=1e-6)
+    same_as_numpy(_binned_means, x, rng.random(50), 6, rtol=1e-6)
+
+
+def test_a_masked_selection_reduces_over_its_whole_length_only():
+    with pytest.raises(UnsupportedOperation, match="whole selection"):
+        jitune.kernel(lambda x: x[x > 0].sum(axis=1))(np.ones((2, 2)))
+    with pytest.raises(UnsupportedOperation, match="depends on the data"):
+        jitune.kernel(lambda x: x[x > 0].max())(np.ones(4))  # NumPy raises when it is empty
+
+
 def test_a_masked_assignment_of_an_array_is_refused():
     def f(x, y):
         x[x > 0] = y

@@ -130,6 +130,7 @@ BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "**": lambda a, b: (abs(a) + 0.5) ** b,  # float only: positive base
     "maximum": np.maximum,
     "minimum": np.minimum,
+    "arctan2": np.arctan2,
     "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b,
     ">": lambda a, b: a > b,

@@ -342,6 +342,8 @@ class _KernelWriter:
                 return f"{self.use(f'jt_{name}_{c}')}({a}, {b})"
             cmp = ">" if op is BinaryOp.MAX else "<"
             return f"({a} {cmp} {b} ? {a} : {b})"
+        if op is BinaryOp.ATAN2 and c in ("f4", "f8"):
+            return f"{self.d.math('atan2', c)}({a}, {b})"
         if op is BinaryOp.POW:
             if c in ("f4", "f8"):
                 return f"{self.d.math('pow', c)}({a}, {b})"

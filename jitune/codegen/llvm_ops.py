@@ -260,6 +260,8 @@ def binary(em: Emitter, op: BinaryOp, a: Val, b: Val) -> Val:
             else ("smax" if op is BinaryOp.MAX else "smin")
         )
         return call_intrinsic(em, name, [a, b])
+    if op is BinaryOp.ATAN2 and f:  # libm's, lane by lane: exact, as NumPy's
+        return call_scalar_function(em, "atan2" + ("f" if a.scalar == "float" else ""), [a, b])
     if op is BinaryOp.POW:
         if f:
             return call_intrinsic(em, "pow", [a, b])

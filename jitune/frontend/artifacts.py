@@ -15,10 +15,14 @@ import numpy as np
 from .. import config
 from ..cache import SCHEMA_VERSION, Artifact, CacheKey, open_store
 from ..cache.key import describe_signature, signature_of
+from ..ir.compute import loop_nest_key
+from ..ir.graph import GraphOp
 from ..ir.key import structural_key
 from ..ir.loops import LoopProgram
-from ..pipeline import Lowered, lower_graph
+from ..lower.fuse import is_reduction
+from ..pipeline import Lowered, compute_program, lower_graph
 from ..runtime.base import Device, Program
+from ..runtime.interp import GraphProgram
 from ..schedule.space import Config
 from ..tune import TuneOptions, TuneResult, TuneTask, tune
 from ..tune.records import RecordBook
@@ -28,7 +32,7 @@ from .trace import ArgSpec, Traced
 
 log = logging.getLogger("jitune.cache")
 
-How = Literal["compiled", "loaded"]
+How = Literal["compiled", "loaded", "interpreted"]
 DEFAULT_CONFIG = {"schedule": "default"}
 
 
@@ -199,6 +203,55 @@ def _check_plan(plan: LaunchPlan, traced: Traced, specs: Sequence[ArgSpec]) -> N
                 raise ValueError(f"the plan allocates {dtype}{list(shape)} for a result")
 
 
+def _too_large(traced: Traced, specs: Sequence[ArgSpec], device: Device) -> int:
+    """The number of distinct loop nests of ``traced`` (at least) when compiling them would
+    exceed ``JITUNE_MAX_STAGES`` on this CPU, else 0. GPUs always compile (their arrays
+    are not NumPy's)."""
+    limit = config.get().max_stages
+    graph = traced.graph
+    if device.name != "cpu" or limit <= 0:
+        return 0
+    nodes = graph.nodes()
+    if len(nodes) <= limit:
+        return 0  # a stage comes from at least one node
+    # Updates and reductions are stages of their own: a cheap lower bound, enough to tell
+    # a loop unrolled into thousands of them without lowering it (seconds at that size).
+    distinct = len(
+        {
+            (node.op, node.shape, node.dtype, node.arg, tuple(s.shape for s in node.src))
+            for node in nodes
+            if node.op is GraphOp.UPDATE or is_reduction(node)
+        }
+    )
+    if distinct <= limit:
+        compute = compute_program(graph, [s.strides for s in specs], device.target())
+        buffers = {decl.name: decl for decl in compute.buffers}
+        distinct = len({loop_nest_key(stage, buffers) for stage in compute.stages})
+    return distinct if distinct > limit else 0
+
+
+def _interpreted(traced: Traced, specs: Sequence[ArgSpec], name: str, stages: int) -> Obtained:
+    """The program of a kernel too large to compile: its graph, run with NumPy."""
+    began = time.perf_counter()
+    log.warning(
+        "jitune: %s has %d distinct loop nests (JITUNE_MAX_STAGES=%d): it runs with NumPy, "
+        "uncompiled; a loop of updates whose slices change with the loop variable makes one "
+        "per iteration",
+        name,
+        stages,
+        config.get().max_stages,
+    )
+    outputs = traced.graph.outputs
+    plan = LaunchPlan(
+        len(specs) + len(outputs),
+        tuple((tuple(out.shape), out.dtype.str) for out in outputs),
+        tuple(range(len(specs), len(specs) + len(outputs))),
+    )
+    return Obtained(
+        GraphProgram(traced.graph), plan, "interpreted", time.perf_counter() - began, None
+    )
+
+
 def _untuned(options: TuneOptions) -> TuneOptions:
     """``options`` with a budget of nothing: no candidate is measured."""
     return dataclasses.replace(options, budget=config.Budget(trials=0))
@@ -217,6 +270,9 @@ def obtain(
 
     ``retune`` skips the cached binary and tunes again (resuming from the records).
     """
+    stages = _too_large(traced, specs, device)
+    if stages:
+        return _interpreted(traced, specs, name, stages)
     began = time.perf_counter()
     key = cache_key(traced, specs, device)
     store = open_store(config.get())

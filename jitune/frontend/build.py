@@ -7,6 +7,7 @@ shapes and the user's line. The tracer (``tracer.py``) maps NumPy calls onto the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -181,13 +182,13 @@ def reshape(x: Array, shape: Sequence[int] | int) -> Array:
     items = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     if sum(1 for d in items if d == -1) > 1 or any(d < -1 for d in items):
         raise ShapeError(located(f"reshape: invalid new shape {items} for shape {x.shape}"))
-    known = int(np.prod([d for d in items if d != -1], dtype=np.int64))
+    known = math.prod(d for d in items if d != -1)
     if -1 in items:
         if known == 0 or x.size % known:
             raise ShapeError(located(f"reshape: cannot reshape {x.shape} into {items}"))
         items = tuple(x.size // known if d == -1 else d for d in items)
     new_shape = tuple(int(d) for d in items)
-    if int(np.prod(new_shape, dtype=np.int64)) != x.size:
+    if math.prod(new_shape) != x.size:
         raise ShapeError(located(f"reshape: cannot reshape {x.shape} into {new_shape}"))
     if new_shape == x.shape:
         return x

@@ -29,7 +29,9 @@ def _report(name: str, device: Device, specs: Sequence[ArgSpec], obtained: Obtai
     if level < 1:
         return
     shapes = ", ".join(f"{s.dtype}{list(s.shape)}" for s in specs)
-    verb = "compiled" if obtained.how == "compiled" else "loaded from the cache"
+    verb = {"compiled": "compiled", "loaded": "loaded from the cache"}.get(
+        obtained.how, "prepared (to run uncompiled, with NumPy)"
+    )
     print(
         f"jitune: {verb} {name}({shapes}) for {device.name} in {1e3 * obtained.seconds:.1f} ms",
         file=sys.stderr,
@@ -402,7 +404,7 @@ class Kernel:
             self._table[key] = entry  # only a complete entry is ever stored
         if obtained.how == "compiled":
             self.compile_count += 1
-        else:
+        elif obtained.how == "loaded":
             self.load_count += 1
         _report(self.name, device, specs, obtained)
         return entry

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import dtypes
 from ..errors import DTypeError, ShapeError, UnsupportedOperation
 from ..ir.graph import VIEWS, Array, GraphOp
 from . import build
@@ -284,15 +285,57 @@ class MaskedSelection:
     def __getattr__(self, name: str) -> Any:
         self._refuse()
 
+    # -- reductions: their value does not depend on where the selected elements lie ----------
+    def _elements(self) -> Tracer:
+        from .tracer import Tracer
+
+        return self.array if self.value is None else Tracer(self.value)
+
+    def _masked(self, neutral: Any) -> Tracer:
+        """The elements where the mask is True, ``neutral`` elsewhere (in their dtype)."""
+        from .tracer import Tracer
+
+        elements = self._elements()
+        fill = build.constant(neutral, elements.dtype)
+        return Tracer(build.where(self.mask.node, elements.node, fill, elements.dtype))
+
+    def _whole_axis(self, name: str, axis: Any, extras: dict[str, Any]) -> None:
+        if axis not in (None, 0, -1, (0,), (-1,)) or any(v is not None for v in extras.values()):
+            raise UnsupportedOperation(
+                _at(f"x[mask].{name}: only over the whole selection, without options", self.line)
+            )
+
+    def sum(self, axis: Any = None, dtype: Any = None, **extras: Any) -> Any:
+        """``x[mask].sum()``: the sum of x where the mask is True (0 for no element)."""
+        self._whole_axis("sum", axis, extras)
+        return np.sum(self._masked(0), dtype=dtype)
+
+    def prod(self, axis: Any = None, dtype: Any = None, **extras: Any) -> Any:
+        self._whole_axis("prod", axis, extras)
+        return np.prod(self._masked(1), dtype=dtype)
+
+    def mean(self, axis: Any = None, dtype: Any = None, **extras: Any) -> Any:
+        """``x[mask].mean()``: NumPy's mean of the selection, nan for no element (NumPy
+        warns "Mean of empty slice" and returns nan)."""
+        self._whole_axis("mean", axis, extras)
+        dtype = np.dtype(dtype) if dtype is not None else self._elements().dtype
+        accumulate = dtype if dtypes.is_float(dtype) else np.dtype(np.float64)
+        total = np.sum(self._masked(0), dtype=accumulate)
+        count = np.sum(self.mask)
+        return (total / count).astype(accumulate)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        method = {np.sum: "sum", np.prod: "prod", np.mean: "mean"}.get(func)
+        if method is None or not args or args[0] is not self:
+            self._refuse()
+        return getattr(self, method)(*args[1:], **kwargs)
+
     __array__ = __bool__ = __len__ = __iter__ = __getitem__ = _refuse
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
     __truediv__ = __rtruediv__ = __pow__ = __neg__ = __lt__ = __gt__ = __eq__ = _refuse
     __hash__ = None  # type: ignore[assignment]
 
     def __array_ufunc__(self, *args: Any, **kwargs: Any) -> Any:
-        self._refuse()
-
-    def __array_function__(self, *args: Any, **kwargs: Any) -> Any:
         self._refuse()
 
     def inplace(self, ufunc: np.ufunc, other: Any, symbol: str) -> MaskedSelection:

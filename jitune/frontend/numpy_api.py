@@ -6,6 +6,7 @@ NumPy protocol methods. Result dtypes are NumPy's own (see :mod:`jitune.dtypes`)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -61,6 +62,7 @@ _BINARY: dict[np.ufunc, BinaryOp] = {
     np.logical_and: BinaryOp.AND,
     np.logical_or: BinaryOp.OR,
     np.logical_xor: BinaryOp.XOR,
+    np.arctan2: BinaryOp.ATAN2,
 }
 
 _LOGICAL = {np.logical_and, np.logical_or, np.logical_xor}
@@ -288,7 +290,7 @@ def _reduced_count(node: Array, axis: Any, name: str) -> int:
     # np.mean/var/std normalize the axis themselves (_methods._count_reduce_items), which,
     # unlike np.sum, refuses axis 0 of a 0-d array
     axes = build.normalize_axes(axis, node.ndim, name, node.shape, zero_d_axis=False)
-    return int(np.prod([node.shape[i] for i in axes], dtype=np.int64))
+    return math.prod(node.shape[i] for i in axes)
 
 
 def _mean(
@@ -451,6 +453,101 @@ def _reshape(a: Any, *args: Any, **kwargs: Any) -> Tracer:
 
 def _ravel(a: Any, order: str = "C") -> Tracer:
     return _as_tracer(a, "ravel").reshape(-1, order=order)
+
+
+def _flip(m: Any, axis: Any = None) -> Tracer:
+    """A view with the order of ``axis`` (every axis when None) reversed, as NumPy's."""
+    t = _as_tracer(m, "flip")
+    if axis is None:
+        axes = set(range(t.ndim))
+    else:
+        axes = set(build.normalize_axes(axis, t.ndim, "flip", t.shape, zero_d_axis=False))
+    key = tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(t.ndim))
+    return t[key + (Ellipsis,)]
+
+
+def _fliplr(m: Any) -> Tracer:
+    if _node(m, "fliplr").ndim < 2:
+        raise ShapeError(located("np.fliplr: the input must be at least 2-d"))
+    return _flip(m, 1)
+
+
+def _flipud(m: Any) -> Tracer:
+    if _node(m, "flipud").ndim < 1:
+        raise ShapeError(located("np.flipud: the input must be at least 1-d"))
+    return _flip(m, 0)
+
+
+def _cov(
+    m: Any,
+    y: Any = None,
+    rowvar: bool = True,
+    bias: bool = False,
+    ddof: Any = None,
+    fweights: Any = None,
+    aweights: Any = None,
+    dtype: Any = None,
+) -> Any:
+    """np.cov of observations in rows (``rowvar``) or columns, as NumPy computes it: in
+    float64 (or ``dtype``), centred, ``X @ X.T / (N - ddof)``, squeezed."""
+    if y is not None or fweights is not None or aweights is not None:
+        raise UnsupportedOperation(located("np.cov: y=, fweights= and aweights= are not supported"))
+    for flag in (rowvar, bias, ddof):
+        require_static(flag)
+    node = _node(m, "cov")
+    if node.ndim > 2:
+        raise ShapeError(located(f"np.cov: m has more than 2 dimensions (shape {node.shape})"))
+    if dtype is None:
+        dtype = np.result_type(node.dtype, np.float64)
+    x = Tracer(build.cast(node, supported(dtype, "np.cov")))
+    if x.ndim < 2:
+        x = x.reshape(1, -1)
+    elif not rowvar:
+        x = x.T
+    if x.shape[0] == 0:
+        raise UnsupportedOperation(located("np.cov of no variables (NumPy returns a 0x0 array)"))
+    if ddof is None:
+        ddof = 0 if bias else 1
+    count = x.shape[1] - int(ddof)
+    centred = x - x.mean(axis=1, keepdims=True)
+    scale = 1.0 / count if count > 0 else np.inf  # NumPy warns and divides by zero
+    return ((centred @ centred.T) * scale).squeeze()
+
+
+def _outer(a: Any, b: Any, out: Any = None) -> Any:
+    if out is not None:
+        raise UnsupportedOperation(located("np.outer: out= is not supported by jitune"))
+    return ufunc_method(np.multiply, "outer", (_ravel(a), _ravel(b)), {})
+
+
+# ufunc methods that are a NumPy function: np.add.reduce(a, axis) is np.sum(a, axis)
+_REDUCE_METHODS: dict[np.ufunc, Callable[..., Any]] = {
+    np.add: np.sum,
+    np.multiply: np.prod,
+    np.maximum: np.max,
+    np.minimum: np.min,
+    np.logical_and: np.all,
+    np.logical_or: np.any,
+}
+
+
+def ufunc_method(
+    ufunc: np.ufunc, method: str, inputs: Sequence[Any], kwargs: dict[str, Any]
+) -> Any:
+    """``ufunc.outer`` of a binary ufunc (every pair of elements) and ``ufunc.reduce`` of
+    those with a reduction function; other methods are refused by name."""
+    name = f"np.{ufunc.__name__}.{method}"
+    if method == "outer" and ufunc.nin == 2 and len(inputs) == 2:
+        a, b = (_node(x, name) for x in inputs)
+        widened = build.reshape(a, a.shape + (1,) * b.ndim)
+        return call_ufunc(ufunc, (Tracer(widened), Tracer(b)), kwargs)
+    reduction = _REDUCE_METHODS.get(ufunc)
+    if method == "reduce" and reduction is not None and len(inputs) == 1:
+        options = {"axis": 0, **kwargs}
+        handler = _FUNCTIONS.get(reduction)
+        if handler is not None:
+            return handler(inputs[0], **options)
+    raise UnsupportedOperation(located(f"{name} is not supported by jitune"))
 
 
 def _expand_dims(a: Any, axis: Any) -> Tracer:
@@ -641,6 +738,11 @@ _FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
     np.reshape: _reshape,
     np.ravel: _ravel,
     np.expand_dims: _expand_dims,
+    np.flip: _flip,
+    np.fliplr: _fliplr,
+    np.flipud: _flipud,
+    np.outer: _outer,
+    np.cov: _cov,
     np.squeeze: _squeeze,
     np.broadcast_to: _broadcast_to,
     np.where: _where,

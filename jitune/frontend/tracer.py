@@ -117,15 +117,11 @@ class Tracer:
 
     # -- NumPy protocols ---------------------------------------------------------------------
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        from .numpy_api import call_ufunc
+        from .numpy_api import call_ufunc, ufunc_method
 
-        if method != "__call__":
-            raise state.raised(
-                UnsupportedOperation(
-                    located(f"np.{ufunc.__name__}.{method} is not supported by jitune")
-                )
-            )
         try:
+            if method != "__call__":
+                return _strong(ufunc_method(ufunc, method, inputs, kwargs))
             return _strong(call_ufunc(ufunc, inputs, kwargs))
         except JituneError as exc:  # NumPy may replace it with its own: remember it
             raise state.raised(exc) from None

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Literal
+import math
+from typing import Any, Literal
 
 import numpy as np
 
-from .expr import Expr, ExprOp, free_vars, loads
+from .expr import Expr, ExprOp, free_vars, loads, transform
 from .ops import BinaryOp, ReduceOp
 
 ACC = "%acc"
@@ -46,7 +47,7 @@ class BufferDecl:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
 
 def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -140,3 +141,36 @@ class ComputeProgram:
         from .printer import format_compute
 
         return format_compute(self)
+
+
+def loop_nest_key(stage: Stage, buffers: dict[str, BufferDecl]) -> tuple[Any, ...]:
+    """What the machine code of ``stage`` depends on, its buffers' names left out.
+
+    Two stages with one key are the same loop nest over other buffers of the same layout (a
+    stencil's time steps), which code generation emits once; the number of distinct keys
+    estimates what compiling a program costs.
+    """
+    order: dict[str, int] = {}
+
+    def rename(node: Expr) -> Expr | None:
+        if node.op is not ExprOp.LOAD:
+            return None
+        position = order.setdefault(node.arg, len(order))
+        indices = tuple(transform(index, rename) for index in node.src)
+        return Expr(ExprOp.LOAD, indices, node.dtype, position)
+
+    body = transform(stage.body, rename)
+    epilogue = None if stage.epilogue is None else transform(stage.epilogue, rename)
+    layouts = tuple(
+        (buffers[name].shape, buffers[name].strides, buffers[name].dtype.str)
+        for name in [stage.out, *order]
+    )
+    return (
+        body,
+        epilogue,
+        stage.dtype.str,
+        tuple(axis.extent for axis in stage.axes),
+        tuple(axis.extent for axis in stage.reduce_axes),
+        stage.reduce_op,
+        layouts,
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,7 +79,7 @@ class Array(Node):
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     # Graph nodes are compared by identity: a traced graph can be thousands of ops deep, and
     # a structural hash would recurse through all of them. Structural identity of whole

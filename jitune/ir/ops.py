@@ -44,6 +44,7 @@ class BinaryOp(enum.Enum):
     AND = "and"  # bitwise on integers, logical on bools
     OR = "or"
     XOR = "xor"
+    ATAN2 = "atan2"  # floats only: the angle of the point (b, a), as np.arctan2(a, b)
     INDEX_DIV = "idiv"  # index arithmetic: non-negative dividend, positive divisor
     INDEX_MOD = "imod"
 

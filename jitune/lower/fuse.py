@@ -39,7 +39,7 @@ from .reuse import merge_duplicates, share_summands
 _ELEMENTWISE = frozenset({GraphOp.UNARY, GraphOp.BINARY, GraphOp.WHERE, GraphOp.CAST})
 
 
-def _computed(node: Array) -> bool:
+def is_reduction(node: Array) -> bool:
     """Whether ``node`` reduces: a REDUCE, or a CONTRACT with a letter not in its output.
 
     A contraction that sums nothing is elementwise (``_Lowering._product`` inlines it); as a
@@ -113,7 +113,7 @@ def _fusion_candidate(root: Array, roots: set[int], uses: dict[int, int]) -> Arr
         node, elementwise_path = stack.pop()
         for src in set(node.src):
             region_uses[id(src)] = region_uses.get(id(src), 0) + 1
-            if _computed(src) and elementwise_path and src.shape == root.shape:
+            if is_reduction(src) and elementwise_path and src.shape == root.shape:
                 elementwise_reach.append(src)
             if id(src) in seen or id(src) in roots or src.op is GraphOp.INPUT:
                 continue
@@ -322,7 +322,7 @@ class _Lowering:
         """Append the stage computing ``node`` (with ``fused`` as its reduction, if given)."""
         axes = tuple(Axis(f"i{k}", extent) for k, extent in enumerate(node.shape))
         out_vars = tuple(var(a.name) for a in axes)
-        reducer = node if _computed(node) else fused
+        reducer = node if is_reduction(node) else fused
         epilogue = None
         if reducer is None:
             body, reduce_axes, reduce_op = self.inline(node, out_vars), (), None
@@ -351,12 +351,12 @@ class _Lowering:
         outputs = {id(o) for o in self.graph.outputs}
         # an update is read at shifted indices by the next step of a stencil: inlined, each
         # step would multiply the expression by its reads, so every update gets a buffer
-        roots = {id(n) for n in self.nodes if _computed(n) or n.op is GraphOp.UPDATE} | outputs
+        roots = {id(n) for n in self.nodes if is_reduction(n) or n.op is GraphOp.UPDATE} | outputs
         roots |= _deep_nodes(self.nodes, roots)
         fusion: dict[int, Array] = {}
         fused: set[int] = set()
         for node in self.nodes:
-            if id(node) in roots and not _computed(node) and node.op is not GraphOp.INPUT:
+            if id(node) in roots and not is_reduction(node) and node.op is not GraphOp.INPUT:
                 candidate = _fusion_candidate(node, roots, self.uses)
                 if candidate is not None and id(candidate) not in fused:
                     fusion[id(node)] = candidate

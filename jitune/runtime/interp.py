@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..ir.graph import Array, BinaryOp, Graph, GraphOp, ReduceOp, UnaryOp
+from ..errors import DomainError
+from ..ir.graph import VIEWS, Array, BinaryOp, Graph, GraphOp, ReduceOp, UnaryOp
 
 _UNARY: dict[UnaryOp, Callable[[np.ndarray], np.ndarray]] = {
     UnaryOp.NEG: np.negative,
@@ -48,6 +49,7 @@ _BINARY: dict[BinaryOp, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     BinaryOp.AND: np.bitwise_and,
     BinaryOp.OR: np.bitwise_or,
     BinaryOp.XOR: np.bitwise_xor,
+    BinaryOp.ATAN2: np.arctan2,
 }
 
 _REDUCE: dict[ReduceOp, Callable[..., np.ndarray]] = {
@@ -132,14 +134,77 @@ def _evaluate_node(node: Array, values: list[np.ndarray], args: Sequence[Any]) -
     raise NotImplementedError(op)
 
 
-def evaluate(graph: Graph, args: Sequence[Any]) -> list[np.ndarray]:
-    """Evaluate ``graph`` on ``args`` with NumPy; returns fresh arrays, one per output."""
+def evaluate(
+    graph: Graph, args: Sequence[Any], into: Sequence[np.ndarray] | None = None
+) -> list[np.ndarray]:
+    """Evaluate ``graph`` on ``args`` with NumPy; returns fresh arrays, one per output, or
+    writes them into the arrays of ``into`` (and returns those).
+
+    A value is dropped after its last use, and an update whose old value nothing else
+    reads (nor any live view of it) is written into that value's array instead of a copy:
+    a chain of element updates costs one array, not one per update.
+    """
+    nodes = list(graph.nodes())
+    uses: dict[int, int] = {}
+    for node in nodes:
+        for source in node.src:
+            uses[id(source)] = uses.get(id(source), 0) + 1
+    for out in graph.outputs:
+        uses[id(out)] = uses.get(id(out), 0) + 1
     computed: dict[int, np.ndarray] = {}
+    root: dict[int, int] = {}  # node -> the node whose array its value may share
+    sharing: dict[int, int] = {}  # root -> live values that may share its array
+    owned: set[int] = set()  # nodes whose array this evaluation made by copying
     with np.errstate(all="ignore"):
-        for node in graph.nodes():
+        for node in nodes:
             operands = [computed[id(s)] for s in node.src]
-            value = np.asarray(_evaluate_node(node, operands, args))
-            if value.dtype != node.dtype:
-                value = value.astype(node.dtype)
+            if node.op is GraphOp.UPDATE and _writable(node.src[0], uses, sharing, owned):
+                value = operands[0]  # the old value dies here: update its array in place
+                value[_region(node.arg, operands[1].shape)] = operands[1]
+            else:
+                value = np.asarray(_evaluate_node(node, operands, args))
+                if value.dtype != node.dtype:
+                    value = value.astype(node.dtype)
+            if node.op is GraphOp.UPDATE:
+                owned.add(id(node))
+            base = root[id(node.src[0])] if node.op in VIEWS else id(node)
+            root[id(node)] = base
+            sharing[base] = sharing.get(base, 0) + 1
             computed[id(node)] = value
-    return [np.array(computed[id(out)], copy=True) for out in graph.outputs]
+            for source in node.src:
+                uses[id(source)] -= 1
+                if uses[id(source)] == 0:
+                    del computed[id(source)]
+                    sharing[root[id(source)]] -= 1
+    if into is None:
+        return [np.array(computed[id(node)], copy=True) for node in graph.outputs]
+    for target, node in zip(into, graph.outputs):
+        target[...] = computed[id(node)]
+    return list(into)
+
+
+class GraphProgram:
+    """A program that runs its graph on this evaluator rather than compiled code: the tier
+    of kernels whose compiling would cost more than it can repay (see ``docs/env.md``,
+    ``JITUNE_MAX_STAGES``). It takes what a compiled program takes: the inputs, then one
+    array per output to write."""
+
+    __slots__ = ("graph", "input_count")
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.input_count = len(graph.inputs)
+
+    def launch(self, *arrays: Any) -> None:
+        inputs, outputs = arrays[: self.input_count], arrays[self.input_count :]
+        try:
+            evaluate(self.graph, inputs, outputs)
+        except ValueError as exc:  # NumPy's own: an integer to a negative integer power
+            raise DomainError(f"{exc}") from None
+
+
+def _writable(old: Array, uses: dict[int, int], sharing: dict[int, int], owned: set[int]) -> bool:
+    """Whether the array of ``old`` may take an update in place: this evaluation made it,
+    this is its last use, and no other live value (a view, or the update's own new values)
+    shares it."""
+    return id(old) in owned and uses[id(old)] == 1 and sharing.get(id(old), 0) == 1
