@@ -1,7 +1,13 @@
-"""In-place NumPy code run unchanged: a 2-D Jacobi stencil with time steps and a gemm that
-updates its argument, against NumPy and numba, with each one's first call (compile) time.
+"""In-place NumPy code run unchanged: a 2-D Jacobi stencil with time steps, a gemm that
+updates its argument, and loops whose slices change with the loop variable (an LU
+factorization and a covariance written with slices), against NumPy and numba, with each
+one's first call (compile) time.
 
-    python benchmarks/inplace.py [--n 1000] [--steps 100] [--gemm 1024] [--rounds 5]
+    python benchmarks/inplace.py [--n 1000] [--steps 100] [--gemm 1024] [--triangular 40]
+                                 [--rounds 5]
+
+The triangular loops make one loop nest per iteration: past ``JITUNE_MAX_STAGES`` jitune runs
+them uncompiled (``jitune``); ``jitune-all`` compiles every nest (``JITUNE_MAX_STAGES=0``).
 
 The functions are written once, as a NumPy user would, and given unchanged to NumPy,
 ``numba.njit`` and ``jitune.kernel`` (at ``JITUNE_BUDGET=0`` unless ``--budget``). Steady-state
@@ -40,6 +46,24 @@ def gemm(c, a, b, alpha, beta):
     c[:] = alpha * a @ b + beta * c
 
 
+def lu(a):
+    for i in range(a.shape[0]):
+        for j in range(i):
+            a[i, j] -= a[i, :j] @ a[:j, j]
+            a[i, j] /= a[j, j]
+        for j in range(i, a.shape[0]):
+            a[i, j] -= a[i, :i] @ a[:i, j]
+
+
+def covariance(m, float_n, data):
+    mean = np.mean(data, axis=0)
+    data -= mean
+    cov = np.zeros((m, m), dtype=data.dtype)
+    for i in range(m):
+        cov[i:m, i] = cov[i, i:m] = data[:, i] @ data[:, i:m] / (float_n - 1.0)
+    return cov
+
+
 def _blas() -> str:
     try:
         from threadpoolctl import threadpool_info
@@ -67,12 +91,21 @@ def _case(
     make: Callable[[], tuple[Any, ...]],
     rounds: int,
     budget: str,
+    compile_all: bool = False,
 ) -> dict[str, Any]:
     import jitune
 
     runners: dict[str, Callable[..., Any]] = {"numpy": function}
     first: dict[str, float] = {}
     runners["jitune"] = jitune.kernel(function, budget=budget)
+    if compile_all:  # every loop nest compiled, however many
+        every = jitune.kernel(function, budget=budget)
+
+        def compiled(*args: Any) -> Any:
+            with jitune.config.override(max_stages=0):
+                return every(*args)
+
+        runners["jitune-all"] = compiled
     try:
         import numba
 
@@ -81,12 +114,16 @@ def _case(
         print("numba not installed: skipped", file=sys.stderr)
     # first calls: compile (and tuning) time plus one run; results checked against NumPy
     expected = make()
-    function(*expected)
+    returned = function(*expected)
+    if returned is not None:
+        expected = (*expected, returned)
     for label, run in runners.items():
         args = make()
         began = time.perf_counter()
-        run(*args)
+        result = run(*args)
         first[label] = time.perf_counter() - began
+        if result is not None:
+            args = (*args, result)
         for got, want in zip(args, expected):
             if isinstance(want, np.ndarray) and not np.allclose(got, want, rtol=1e-9, atol=1e-9):
                 raise SystemExit(f"{name}: {label} left an argument different from NumPy's")
@@ -103,6 +140,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="Jacobi grid side")
     parser.add_argument("--steps", type=int, default=100, help="Jacobi time steps")
     parser.add_argument("--gemm", type=int, default=1024, help="gemm side")
+    parser.add_argument(
+        "--triangular", type=int, default=40, help="LU side and covariance columns (0: skip)"
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--budget", default="0", help="JITUNE_BUDGET for jitune's first call")
     parser.add_argument("--keep-blas-env", action="store_true")
@@ -133,6 +173,25 @@ def main() -> None:
             args.budget,
         ),
     ]
+    t = args.triangular
+    if t:
+        lu0 = rng.random((t, t)) + t * np.eye(t)
+        data0 = rng.random((t + t // 4, t))
+        results.append(
+            _case(
+                f"lu {t}^2 with slices", lu, lambda: (lu0.copy(),), args.rounds, args.budget, True
+            )
+        )
+        results.append(
+            _case(
+                f"covariance {data0.shape[0]}x{t} with slices",
+                covariance,
+                lambda: (t, float(data0.shape[0]), data0.copy()),
+                args.rounds,
+                args.budget,
+                True,
+            )
+        )
     header = f"{'workload':42} {'peer':8} {'first call s':>13} {'median s':>10} {'NumPy/peer':>11}"
     print(header)
     print("-" * len(header))

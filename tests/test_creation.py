@@ -116,3 +116,13 @@ def test_a_function_imported_by_name_gives_a_concrete_array_and_a_clear_error():
 
     with pytest.raises(UnsupportedOperation, match="concrete array"):
         jitune.kernel(f)(np.ones(3))
+
+
+def test_a_traced_value_stored_into_np_ndarray_points_to_np_empty():
+    def f(x):
+        out = np.ndarray((3,), dtype=x.dtype)  # a real NumPy array: it cannot hold tracers
+        out[:] = x * 2
+        return out
+
+    with pytest.raises(jitune.UnsupportedOperation, match=r"np\.ndarray.*np\.empty"):
+        jitune.kernel(f)(np.ones(3))

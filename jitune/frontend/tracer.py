@@ -139,8 +139,9 @@ class Tracer:
             UnsupportedOperation(
                 located(
                     "converting a traced array to a concrete NumPy array (np.asarray, float(), "
-                    "a Python loop or branch over its values) is not supported inside "
-                    "@jitune.kernel"
+                    "a Python loop or branch over its values, or storing it into a NumPy array "
+                    "made inside the kernel with np.ndarray(...) or np.array(...): make that "
+                    "one with np.empty or np.zeros) is not supported inside @jitune.kernel"
                 )
             )
         )
