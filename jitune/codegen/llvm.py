@@ -472,7 +472,9 @@ class _Function:
         self.stmt(self.kernel.body)
         if self.uses_status:
             params += ", ptr %status"
-        head = f"define internal void @{name}_body({params}) nounwind {{\nentry:"
+        # noinline: a body that several kernels share (time steps) stays one function; inlined
+        # into each caller, LLVM optimized and emitted it once per time step again
+        head = f"define internal void @{name}_body({params}) noinline nounwind {{\nentry:"
         return "\n".join([head, *self.allocas, *self.lines, "  ret void", "}"])
 
 
