@@ -103,7 +103,7 @@ class Settings:
     progress: ProgressMode = "auto"
     """JITUNE_PROGRESS: tuning progress bar on stderr; auto shows it on a terminal only."""
     max_stages: int = 128
-    """JITUNE_MAX_STAGES: distinct loop nests a CPU kernel may compile (about 25-50 ms each);
+    """JITUNE_MAX_STAGES: distinct loop nests a CPU kernel may compile (about 25-60 ms each);
     a kernel with more (a loop unrolled into hundreds of differently sized updates) runs its
     graph with NumPy instead, uncompiled; 0 compiles any size."""
 
