@@ -73,11 +73,23 @@ class Lowered:
         return "\n\n".join(f"== {title} ==\n{text}" for title, text in parts)
 
 
+# The last lowering: one build asks for it up to three times (the size check before the cache,
+# the tuner, the pipeline), which for a loop unrolled into a thousand stages is seconds each.
+_last_compute: tuple[Graph, tuple[tuple[int, ...], ...], Target, ComputeProgram] | None = None
+
+
 def compute_program(
     graph: Graph, strides: Sequence[tuple[int, ...]], target: Target
 ) -> ComputeProgram:
     """The compute IR the pipeline schedules for ``target`` (the tuner must see the same)."""
-    return lower(graph, strides, store_summands=not gpu_templates(target))
+    global _last_compute
+    layouts = tuple(tuple(s) for s in strides)
+    last = _last_compute  # one read: another thread may replace it
+    if last is not None and last[0] is graph and last[1] == layouts and last[2] == target:
+        return last[3]
+    compute = lower(graph, strides, store_summands=not gpu_templates(target))
+    _last_compute = (graph, layouts, target, compute)
+    return compute
 
 
 def lower_graph(

@@ -282,7 +282,7 @@ def _sum_dtype(dtype: np.dtype) -> np.dtype:
     return build.result_dtype(np.sum, dtype)
 
 
-def _mean_dtype(dtype: np.dtype) -> np.dtype:
+def mean_dtype(dtype: np.dtype) -> np.dtype:
     return dtype if dtypes.is_float(dtype) else np.dtype(np.float64)
 
 
@@ -304,7 +304,7 @@ def _mean(
     _no_extras("mean", out=out, where=where)
     node = _operand_nodes((a,), "np.mean")[0]
     count = _reduced_count(node, axis, "mean")
-    acc = supported(np.dtype(dtype) if dtype is not None else _mean_dtype(node.dtype), "np.mean")
+    acc = supported(np.dtype(dtype) if dtype is not None else mean_dtype(node.dtype), "np.mean")
     total = build.reduce(ReduceOp.SUM, node, axis, bool(keepdims), acc)
     return _wrap(_divide_by_count(total, count, "np.mean"))
 
@@ -343,7 +343,7 @@ def _var(
     _no_extras("var", out=out, where=where, mean=mean, correction=correction)
     node = _operand_nodes((a,), "np.var")[0]
     count = _reduced_count(node, axis, "var")
-    acc = supported(np.dtype(dtype) if dtype is not None else _mean_dtype(node.dtype), "np.var")
+    acc = supported(np.dtype(dtype) if dtype is not None else mean_dtype(node.dtype), "np.var")
     # NumPy's steps (numpy/_core/_methods.py::_var): the mean is a sum in ``acc`` divided
     # like np.mean's; the deviations are ``a - mean`` in the dtype those two promote to
     # (float64 for float64 data even when acc is float32); their squares are summed in acc.
@@ -526,8 +526,6 @@ _REDUCE_METHODS: dict[np.ufunc, Callable[..., Any]] = {
     np.multiply: np.prod,
     np.maximum: np.max,
     np.minimum: np.min,
-    np.logical_and: np.all,
-    np.logical_or: np.any,
 }
 
 
@@ -544,9 +542,7 @@ def ufunc_method(
     reduction = _REDUCE_METHODS.get(ufunc)
     if method == "reduce" and reduction is not None and len(inputs) == 1:
         options = {"axis": 0, **kwargs}
-        handler = _FUNCTIONS.get(reduction)
-        if handler is not None:
-            return handler(inputs[0], **options)
+        return _FUNCTIONS[reduction](inputs[0], **options)
     raise UnsupportedOperation(located(f"{name} is not supported by jitune"))
 
 
