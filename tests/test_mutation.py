@@ -440,3 +440,9 @@ def test_views_made_by_numpy_functions_see_the_update():
         return t, r, flat, np.reshape(n, (1,)) + 0
 
     same_as_numpy(f, np.arange(6.0).reshape(2, 3), 4)
+
+
+def test_a_masked_mean_in_an_integer_dtype_is_refused_not_computed_in_floats():
+    # NumPy sums in int32 and truncates the quotient: jitune's float mean would differ
+    with pytest.raises(UnsupportedOperation, match="only a float dtype"):
+        jitune.kernel(lambda x: x[x > 0].mean(dtype=np.int32))(np.arange(5.0))

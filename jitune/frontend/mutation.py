@@ -317,12 +317,17 @@ class MaskedSelection:
     def mean(self, axis: Any = None, dtype: Any = None, **extras: Any) -> Any:
         """``x[mask].mean()``: NumPy's mean of the selection, nan for no element (NumPy
         warns "Mean of empty slice" and returns nan)."""
+        from .numpy_api import mean_dtype
+
         self._whole_axis("mean", axis, extras)
-        dtype = np.dtype(dtype) if dtype is not None else self._elements().dtype
-        accumulate = dtype if dtypes.is_float(dtype) else np.dtype(np.float64)
+        if dtype is not None and not dtypes.is_float(np.dtype(dtype)):
+            # NumPy sums in that dtype and truncates the quotient back into it
+            raise UnsupportedOperation(
+                _at(f"x[mask].mean(dtype={np.dtype(dtype)}): only a float dtype", self.line)
+            )
+        accumulate = np.dtype(dtype) if dtype is not None else mean_dtype(self._elements().dtype)
         total = np.sum(self._masked(0), dtype=accumulate)
-        count = np.sum(self.mask)
-        return (total / count).astype(accumulate)
+        return (total / np.sum(self.mask)).astype(accumulate)
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         method = {np.sum: "sum", np.prod: "prod", np.mean: "mean"}.get(func)
