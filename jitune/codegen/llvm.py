@@ -20,7 +20,18 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..ir.compute import BufferDecl
-from ..ir.expr import Expr, ExprOp, coefficient, free_vars, iconst, linear_index, loads, substitute
+from ..ir.expr import (
+    Expr,
+    ExprOp,
+    argument_text,
+    coefficient,
+    digest,
+    free_vars,
+    iconst,
+    linear_index,
+    loads,
+    substitute,
+)
 from ..ir.loops import Alloc, Block, For, If, Kernel, LoopKind, LoopProgram, Stmt, Store
 from ..ir.ops import BinaryOp, UnaryOp
 from . import llvm_ops as ops
@@ -66,6 +77,36 @@ def _written(stmt: Stmt) -> Iterator[str]:
         yield from _written(stmt.then)
         if stmt.orelse is not None:
             yield from _written(stmt.orelse)
+
+
+def _nest_key(stmt: Stmt, params: list[BufferDecl]) -> tuple[object, ...]:
+    """What a kernel body's code depends on: its loop nest with the buffers named by their
+    position among ``params``, and their layouts. Kernels with one key render to one body
+    (a stencil's time steps), so a repeat need not be rendered at all."""
+    position = {d.name: str(k) for k, d in enumerate(params)}
+    memo: dict[int, bytes] = {}
+
+    def text(node: Expr) -> str:
+        if node.op is ExprOp.LOAD:
+            return position.get(node.arg, node.arg)
+        return argument_text(node)
+
+    def key(s: Stmt) -> tuple[object, ...]:
+        if isinstance(s, Store):
+            indices = tuple(digest(i, text, memo) for i in s.indices)
+            return ("store", position.get(s.buffer, s.buffer), indices, digest(s.value, text, memo))
+        if isinstance(s, For):
+            bounds = (digest(s.start, text, memo), digest(s.stop, text, memo))
+            return ("for", s.var, s.kind, s.axis, bounds, key(s.body))
+        if isinstance(s, If):
+            orelse = None if s.orelse is None else key(s.orelse)
+            return ("if", digest(s.cond, text, memo), key(s.then), orelse)
+        if isinstance(s, Block):
+            return ("block", *(key(child) for child in s.stmts))
+        return ("other", s)  # Alloc, Barrier, BlockReduce: scratch buffers keep their names
+
+    layouts = tuple((d.shape, d.strides, d.dtype.str, d.role) for d in params)
+    return key(stmt), layouts
 
 
 def _used_buffers(stmt: Stmt, names: set[str]) -> set[str]:
@@ -486,18 +527,25 @@ class _Module:
         self.declarations: set[str] = set()
         self.uses_status = False  # some kernel may report a status (see the module docstring)
         self.bodies: dict[str, str] = {}  # body text (its name left out) -> kernel emitting it
+        # _nest_key -> (kernel emitting the body, whether it reports a status)
+        self.nests: dict[tuple[object, ...], tuple[str, bool]] = {}
 
     def kernel(self, position: int, kernel: Kernel) -> str:
         names = {d.name for d in self.program.buffers}
         used = _used_buffers(kernel.body, names)
         params = [d for d in self.program.buffers if d.name in used]
-        function = _Function(self, kernel, params)
-        body = function.render()
         # a stencil's time steps are the same loop nest on other buffers: one body serves
-        canonical = body.replace(f"@{kernel.name}_body(", "@body(", 1)
-        body_name = self.bodies.setdefault(canonical, kernel.name)
-        if body_name != kernel.name:
-            body = ""
+        nest = _nest_key(kernel.body, params)
+        if nest in self.nests:
+            (body_name, uses_status), body = self.nests[nest], ""
+        else:
+            function = _Function(self, kernel, params)
+            body, uses_status = function.render(), function.uses_status
+            canonical = body.replace(f"@{kernel.name}_body(", "@body(", 1)
+            body_name = self.bodies.setdefault(canonical, kernel.name)
+            if body_name != kernel.name:
+                body = ""
+            self.nests[nest] = (body_name, uses_status)
         index = {d.name: k for k, d in enumerate(self.program.buffers)}
         lines = [f"define void @{kernel.name}(ptr %bufs, i64 %start, i64 %end) nounwind {{"]
         args = []
@@ -507,7 +555,7 @@ class _Module:
             lines.append(f"  %p_{decl.name} = load ptr, ptr {slot}")
             args.append(f"ptr %p_{decl.name}")
         args += ["i64 %start", "i64 %end"]
-        if function.uses_status:
+        if uses_status:
             self.uses_status = True
             slot = len(self.program.buffers)
             lines.append(f"  %s_status = getelementptr ptr, ptr %bufs, i64 {slot}")

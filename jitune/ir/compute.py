@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .expr import Expr, ExprOp, free_vars, loads, transform
+from .expr import Expr, ExprOp, argument_text, digest, free_vars, loads
 from .ops import BinaryOp, ReduceOp
 
 ACC = "%acc"
@@ -148,19 +148,19 @@ def loop_nest_key(stage: Stage, buffers: dict[str, BufferDecl]) -> tuple[Any, ..
 
     Two stages with one key are the same loop nest over other buffers of the same layout (a
     stencil's time steps), which code generation emits once; the number of distinct keys
-    estimates what compiling a program costs.
+    estimates what compiling a program costs. The expressions enter as digests, with each
+    loaded buffer named by the order of its first use.
     """
     order: dict[str, int] = {}
+    memo: dict[int, bytes] = {}
 
-    def rename(node: Expr) -> Expr | None:
-        if node.op is not ExprOp.LOAD:
-            return None
-        position = order.setdefault(node.arg, len(order))
-        indices = tuple(transform(index, rename) for index in node.src)
-        return Expr(ExprOp.LOAD, indices, node.dtype, position)
+    def text(node: Expr) -> str:
+        if node.op is ExprOp.LOAD:
+            return str(order.setdefault(node.arg, len(order)))
+        return argument_text(node)
 
-    body = transform(stage.body, rename)
-    epilogue = None if stage.epilogue is None else transform(stage.epilogue, rename)
+    body = digest(stage.body, text, memo)
+    epilogue = b"" if stage.epilogue is None else digest(stage.epilogue, text, memo)
     layouts = tuple(
         (buffers[name].shape, buffers[name].strides, buffers[name].dtype.str)
         for name in [stage.out, *order]

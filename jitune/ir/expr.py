@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -173,6 +174,27 @@ def _rebuild(node: Expr, children: tuple[Expr, ...]) -> Expr:
         if node.arg is BinaryOp.MUL:
             return index_mul(*children)
     return dataclasses.replace(node, src=children)
+
+
+def argument_text(node: Expr) -> str:
+    """A node's argument as text that tells its values and types apart (1, 1.0, True)."""
+    return f"{type(node.arg).__name__}:{node.arg!r}"
+
+
+def digest(expr: Expr, text: Callable[[Expr], str], memo: dict[int, bytes]) -> bytes:
+    """A 12-byte digest of ``expr``: each node's operation, dtype and ``text(node)`` (what
+    of its argument matters to the caller), then its operands' digests.
+
+    ``memo`` (by node identity) digests a shared subexpression once: a DAG costs its size,
+    not the size of the tree it spells out. Comparing digests instead of expressions also
+    avoids structural equality, which walks both trees again on every dictionary hit.
+    """
+    done = memo.get(id(expr))
+    if done is None:
+        head = f"{expr.op.value}|{expr.dtype.str}|{text(expr)}".encode()
+        operands = b"".join(digest(child, text, memo) for child in expr.src)
+        done = memo[id(expr)] = hashlib.sha256(head + operands).digest()[:12]
+    return done
 
 
 def substitute(expr: Expr, mapping: dict[str, Expr]) -> Expr:

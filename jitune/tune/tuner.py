@@ -24,7 +24,7 @@ from .. import config as config_mod
 from ..cache import CacheKey
 from ..config import Budget, ProgressMode
 from ..ir.compute import ComputeProgram, StageKind
-from ..ir.expr import Expr
+from ..ir.expr import Expr, digest
 from ..ir.graph import Graph
 from ..pipeline import compute_program, default_configs, schedule_loops, stage_spaces
 from ..runtime.base import Device
@@ -95,15 +95,8 @@ def _family(compute: ComputeProgram) -> str:
     def masked(value: object) -> str:
         return re.sub(r"\d+", "#", getattr(value, "value", None) or str(value))
 
-    def digest(expr: Expr | None) -> bytes:
-        if expr is None:
-            return b""
-        done = memo.get(id(expr))
-        if done is None:
-            parts = [expr.op.value, masked(expr.arg), expr.dtype.str]
-            text = "|".join(parts).encode() + b"".join(digest(child) for child in expr.src)
-            done = memo[id(expr)] = hashlib.sha256(text).digest()[:12]
-        return done
+    def text(node: Expr) -> str:
+        return masked(node.arg)
 
     whole = hashlib.sha256()
     for decl in compute.buffers:
@@ -113,7 +106,8 @@ def _family(compute: ComputeProgram) -> str:
             " ".join(a.name for a in stage.axes) + "/" + " ".join(a.name for a in stage.reduce_axes)
         )
         head = f"{stage.out} {axes} {stage.reduce_op} {stage.dtype.str}"
-        whole.update(masked(head).encode() + digest(stage.body) + digest(stage.epilogue))
+        epilogue = b"" if stage.epilogue is None else digest(stage.epilogue, text, memo)
+        whole.update(masked(head).encode() + digest(stage.body, text, memo) + epilogue)
     whole.update(" ".join(compute.outputs).encode())
     return whole.hexdigest()[:16]
 
