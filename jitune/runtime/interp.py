@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DomainError
+from ..errors import CompileError, DomainError
 from ..ir.graph import VIEWS, Array, BinaryOp, Graph, GraphOp, ReduceOp, UnaryOp
 
 _UNARY: dict[UnaryOp, Callable[[np.ndarray], np.ndarray]] = {
@@ -199,8 +199,12 @@ class GraphProgram:
         inputs, outputs = arrays[: self.input_count], arrays[self.input_count :]
         try:
             evaluate(self.graph, inputs, outputs)
-        except ValueError as exc:  # NumPy's own: an integer to a negative integer power
-            raise DomainError(f"{exc}") from None
+        except ValueError as exc:
+            if "negative integer powers" in str(exc):  # NumPy refuses the values, as it would
+                raise DomainError(f"np.power: {exc}") from None
+            raise CompileError(  # a graph that traced is valid: anything else is jitune's bug
+                f"jitune failed running a kernel uncompiled: {exc} (a jitune bug; please report it)"
+            ) from exc
 
 
 def _writable(old: Array, uses: dict[int, int], sharing: dict[int, int], owned: set[int]) -> bool:
