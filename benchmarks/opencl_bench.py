@@ -181,7 +181,9 @@ def main() -> int:
         }
         report["workloads"].append(row)
         rate = f"{gflop / mine:.1f} GFLOP/s" if gflop else f"{nbytes / mine / 1e9:.1f} GB/s"
-        others = ", ".join(f"{k} {1e3 * t:.2f} ms" for k, t in times.items() if k != "jitune-opencl")
+        others = ", ".join(
+            f"{k} {1e3 * t:.2f} ms" for k, t in times.items() if k != "jitune-opencl"
+        )
         ratios = []
         if row["speed_vs_best_library"] is not None:
             ratios.append(f"{row['speed_vs_best_library']:.2f}x the best library's speed")

@@ -130,17 +130,23 @@ def main() -> int:
         ("softmax rows 4096x1024", softmax, softmax_np, (logits,), 1e-7),
     ]
 
-    print(f"jitune {jitune.__version__}, NumPy {np.__version__}, float32, "
-          f"median of {REPEATS} calls after {WARMUP} warm-up calls")
+    print(
+        f"jitune {jitune.__version__}, NumPy {np.__version__}, float32, "
+        f"median of {REPEATS} calls after {WARMUP} warm-up calls"
+    )
     rows = [run_case(*case) for case in cases]
 
-    header = (f"{'kernel':<30} {'first call ms':>13} {'jitune ms':>10} {'NumPy ms':>9} "
-              f"{'jitune/NumPy':>12} {'max |err|':>10}  check")
+    header = (
+        f"{'kernel':<30} {'first call ms':>13} {'jitune ms':>10} {'NumPy ms':>9} "
+        f"{'jitune/NumPy':>12} {'max |err|':>10}  check"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['name']:<30} {r['first_ms']:>13.1f} {r['jit_ms']:>10.2f} {r['np_ms']:>9.2f} "
-              f"{r['ratio']:>11.2f}x {r['max_abs_err']:>10.1e}  {'ok' if r['ok'] else 'FAIL'}")
+        print(
+            f"{r['name']:<30} {r['first_ms']:>13.1f} {r['jit_ms']:>10.2f} {r['np_ms']:>9.2f} "
+            f"{r['ratio']:>11.2f}x {r['max_abs_err']:>10.1e}  {'ok' if r['ok'] else 'FAIL'}"
+        )
     budget = jitune.config.get().budget
     print(
         f"first call = trace + tune (budget: {budget}) + lower + LLVM compile + one run, or a "

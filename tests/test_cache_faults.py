@@ -91,8 +91,6 @@ def _mm_args():
     return rng.random((24, 16), dtype=np.float32), rng.random((16, 20), dtype=np.float32)
 
 
-
-
 def _dead_pid() -> int:
     """The pid of a process that has exited and been reaped."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -389,7 +387,9 @@ DAMAGE = {
     "plan-allocations": lambda data: _edit_header(
         data, _plan_edit("allocations", lambda allocations: [[[1], a[1]] for a in allocations])
     ),
-    "plan-buffer-count": lambda data: _edit_header(data, _plan_edit("buffer_count", lambda n: n + 1)),
+    "plan-buffer-count": lambda data: _edit_header(
+        data, _plan_edit("buffer_count", lambda n: n + 1)
+    ),
     "plan-results": lambda data: _edit_header(data, _plan_edit("results", lambda r: [0])),
     "plan-missing": lambda data: _edit_header(data, lambda meta: {**meta, "plan": None}),
     "garbage-json": lambda data: _edit_header(data, lambda meta: b'{"plan": [unclosed'),
@@ -584,8 +584,11 @@ def test_value_file_outside_the_cache_is_neither_read_nor_deleted(cache_dir, tmp
     victim = tmp_path / "someone-elses-file"
     victim.write_bytes(b"precious")
     name = f"artifact:{_key(_mm, args).digest}"
-    _sql(cache_dir, "UPDATE Cache SET mode = 2, filename = ?, value = NULL WHERE key = ?",
-         (str(victim), name))
+    _sql(
+        cache_dir,
+        "UPDATE Cache SET mode = 2, filename = ?, value = NULL WHERE key = ?",
+        (str(victim), name),
+    )
     _stores.clear()
     assert _fresh_call(_mm, args).compile_count == 1
     assert victim.read_bytes() == b"precious"

@@ -27,12 +27,31 @@ def _grid(low: float, high: float, count: int = 200_003) -> np.ndarray:
     return values[(values >= low) & (values <= high)].astype(F32)
 
 
-SPECIALS = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.17549435e-38,
-                     3.4028235e38, -3.4028235e38, 1.0, -1.0], dtype=F32)
+SPECIALS = np.array(
+    [
+        0.0,
+        -0.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+        1e-45,
+        -1e-45,
+        1.17549435e-38,
+        3.4028235e38,
+        -3.4028235e38,
+        1.0,
+        -1.0,
+    ],
+    dtype=F32,
+)
 
 CASES = {
     "exp": (np.exp, _grid(-104.0, 89.0), 3.0),
-    "log": (np.log, np.concatenate([_grid(0.0, 3.4e38), np.geomspace(1e-45, 1e-37, 1001).astype(F32)]), 3.0),
+    "log": (
+        np.log,
+        np.concatenate([_grid(0.0, 3.4e38), np.geomspace(1e-45, 1e-37, 1001).astype(F32)]),
+        3.0,
+    ),
     "tanh": (np.tanh, _grid(-20.0, 20.0), 3.0),
     "sin": (np.sin, _grid(-2048.0, 2048.0), 3.0),
     "cos": (np.cos, _grid(-2048.0, 2048.0), 3.0),
@@ -111,7 +130,9 @@ def test_avx512_scaling_gives_the_portable_forms_values(name):
     if "avx512f" not in features:
         pytest.skip("the host CPU has no AVX-512")
     function, values, _ = CASES[name]
-    values = np.concatenate([values, np.tile(SPECIALS, 3), np.array([88.7, 88.73, -87.4, -103.9], F32)])
+    values = np.concatenate(
+        [values, np.tile(SPECIALS, 3), np.array([88.7, 88.73, -87.4, -103.9], F32)]
+    )
     loops = jitune.kernel(function).lower(values).loops
     results = []
     for enabled in (frozenset(), features):

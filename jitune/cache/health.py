@@ -54,7 +54,10 @@ def set_aside(database: str, reason: object) -> None:
     """Rename a damaged ``database`` and its WAL files to ``*.corrupt-<pid>-<time>``."""
     suffix = f".corrupt-{os.getpid()}-{int(time.time())}"
     log.warning(
-        "jitune: cache database %s is damaged (%s); moved to %s", database, reason, database + suffix
+        "jitune: cache database %s is damaged (%s); moved to %s",
+        database,
+        reason,
+        database + suffix,
     )
     for companion in COMPANIONS:
         with contextlib.suppress(OSError):

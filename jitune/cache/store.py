@@ -400,7 +400,9 @@ def _open_database(path: str, size_limit: int) -> Store:
     database = os.path.join(path, DATABASE)
     foreign = foreign_settings(database)
     if foreign is not None:
-        raise ForeignDatabase(f"{database} was not written by diskcache as jitune uses it: {foreign}")
+        raise ForeignDatabase(
+            f"{database} was not written by diskcache as jitune uses it: {foreign}"
+        )
     try:
         return Store(path, size_limit)
     except sqlite3.DatabaseError as exc:

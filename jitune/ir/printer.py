@@ -148,7 +148,9 @@ def format_stmt(stmt: Stmt, indent: int = 0) -> list[str]:
     if isinstance(stmt, Barrier):
         return [f"{pad}barrier"]
     if isinstance(stmt, BlockReduce):
-        return [f"{pad}{stmt.buffer}[0] = block_{stmt.op.value}({stmt.buffer}[0])  # {stmt.threads} threads"]
+        return [
+            f"{pad}{stmt.buffer}[0] = block_{stmt.op.value}({stmt.buffer}[0])  # {stmt.threads} threads"
+        ]
     raise TypeError(f"not a loop IR statement: {stmt!r}")
 
 

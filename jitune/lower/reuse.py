@@ -168,4 +168,3 @@ def share_summands(program: ComputeProgram) -> ComputeProgram:
                 break
         position += 1
     return ComputeProgram(program.buffers, tuple(stages), program.outputs)
-

@@ -32,6 +32,7 @@ def _xgb() -> Any:
 
     return xgboost
 
+
 Objective = Literal["rank", "regression"]
 DEFAULT_OBJECTIVE: Objective = "rank"
 ROUNDS = 60
