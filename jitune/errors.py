@@ -24,6 +24,11 @@ class DomainError(JituneError, ValueError):
     (an array element): integers to negative integer powers."""
 
 
+class IndexingError(ShapeError, IndexError):
+    """An index NumPy refuses with ``IndexError``: out of bounds (a constant, found while
+    tracing, or an element of an index array, found while running) or not an integer."""
+
+
 class DTypeError(JituneError, TypeError):
     """A dtype jitune cannot compile (complex, object, strings, ...)."""
 

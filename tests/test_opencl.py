@@ -183,6 +183,13 @@ def test_numpy_and_pyopencl_arrays_in_one_call_is_an_error():
         f(to_device(np.ones(3)), np.ones(3))
 
 
+def test_integer_array_indexing_is_refused_on_opencl_arrays():
+    # no status word on the device reports an out-of-bounds index: refused, never unchecked
+    f = jitune.kernel(lambda x, i: x[i] + 1)
+    with pytest.raises(jitune.UnsupportedOperation, match=r"(?s)integer-array.*opencl.*x\[i\]"):
+        f(to_device(np.ones(5)), to_device(np.array([0, 4])))
+
+
 def test_arrays_of_two_contexts_are_an_error():
     import pyopencl as cl
     import pyopencl.array as cl_array

@@ -7,7 +7,7 @@ reads each NumPy array's data pointer and runs the kernels in order; parallel ke
 through ``jitune_parallel_for``, which the runtime provides.
 
 A program that can meet a value NumPy refuses at run time (an integer raised to a negative
-integer power) returns a status: ``jitune_entry`` then returns ``i32`` (0, or a ``STATUS_*``
+integer power, an out-of-bounds element of an index array) returns a status: ``jitune_entry`` then returns ``i32`` (0, or a ``STATUS_*``
 code), the module defines the marker ``@jitune_returns_status``, and the kernels find a pointer
 to the status word in the slot after the buffers' in ``bufs`` (the threads of one call share
 it; concurrent calls each have their own, on the entry's stack).
@@ -27,6 +27,7 @@ from ..ir.expr import (
     coefficient,
     digest,
     free_vars,
+    has_index_check,
     iconst,
     linear_index,
     loads,
@@ -42,6 +43,7 @@ PARALLEL_FOR = "jitune_parallel_for"
 ENTRY = "jitune_entry"
 STATUS_MARKER = "jitune_returns_status"
 STATUS_NEGATIVE_POWER = 1  # an integer raised to a negative integer power
+STATUS_INDEX_OUT_OF_BOUNDS = 2  # an element of an index array outside its axis
 # Up to this many buffers the entry takes one argument per array; a program with more (an
 # unrolled loop of hundreds of updates) takes one pointer to an array of them, as a C call
 # cannot pass thousands of arguments (ctypes stops at 1024).
@@ -159,6 +161,7 @@ class _Function:
         self.vector: tuple[str, int] | None = None
         self.written = set(_written(kernel.body))
         self._cacheable: dict[Expr, bool] = {}
+        self._checks: dict[Expr, bool] = {}  # index expression -> whether it checks bounds
         self.uses_status = False  # set once code that may report a status is emitted
 
     # -- Emitter protocol ----------------------------------------------------------------------
@@ -217,6 +220,8 @@ class _Function:
         args = [self.expr(child) for child in expr.src]
         if op is ExprOp.BINARY and expr.arg is BinaryOp.POW and expr.dtype.kind in "iu":
             self.check_exponent(args[1])
+        if op is ExprOp.BINARY and expr.arg is BinaryOp.CHECK_INDEX:
+            return self.check_index(args[0], args[1])
         if op is ExprOp.UNARY:
             return ops.unary(self, expr.arg, args[0])
         if op is ExprOp.BINARY:
@@ -234,30 +239,48 @@ class _Function:
         """Report STATUS_NEGATIVE_POWER if any lane of an integer exponent is negative.
 
         NumPy raises for integers to negative integer powers; the power itself then returns
-        0, and the call raises once the kernels are done. The branch is taken at most once
-        per failing call, so the predicted path costs a compare (and a vector or-reduce).
+        0, and the call raises once the kernels are done.
         """
-        self.uses_status = True
         zero = "zeroinitializer" if exponent.lanes > 1 else "0"
         negative = ops.instr(
             self, f"icmp slt {exponent.type} {exponent.ref}, {zero}", "i1", exponent.lanes
         )
-        if exponent.lanes > 1:
-            negative = ops.instr(
+        self.report(negative, STATUS_NEGATIVE_POWER)
+
+    def check_index(self, index: Val, extent: Val) -> Val:
+        """``BinaryOp.CHECK_INDEX``: ``index`` (+ ``extent`` where negative), reporting
+        STATUS_INDEX_OUT_OF_BOUNDS for a lane outside ``[-extent, extent)``, whose result is
+        then 0: the load it addresses stays inside the buffer."""
+        lanes = index.lanes
+        extent = ops.splat(self, extent, lanes)
+        zero = "zeroinitializer" if lanes > 1 else "0"
+        negative = ops.instr(self, f"icmp slt {index.type} {index.ref}, {zero}", "i1", lanes)
+        shifted = ops.instr(self, f"add {index.type} {index.ref}, {extent.ref}", "i64", lanes)
+        wrapped = ops.select(self, negative, shifted, index)
+        # unsigned: a value still negative is as far out as one past the end
+        outside = ops.instr(self, f"icmp uge {index.type} {wrapped.ref}, {extent.ref}", "i1", lanes)
+        self.report(outside, STATUS_INDEX_OUT_OF_BOUNDS)
+        return ops.select(self, outside, Val(zero, "i64", lanes), wrapped)
+
+    def report(self, failed: Val, code: int) -> None:
+        """Store status ``code`` if any lane of the i1 ``failed`` is set. The branch is taken
+        at most once per failing call, so the predicted path costs a compare (and a vector
+        or-reduce)."""
+        self.uses_status = True
+        if failed.lanes > 1:
+            lanes = failed.lanes
+            failed = ops.instr(
                 self,
-                f"call i1 @llvm.vector.reduce.or.v{exponent.lanes}i1({negative.type} "
-                f"{negative.ref})",
+                f"call i1 @llvm.vector.reduce.or.v{lanes}i1({failed.type} {failed.ref})",
                 "i1",
                 1,
             )
-            self.declare(
-                f"declare i1 @llvm.vector.reduce.or.v{exponent.lanes}i1(<{exponent.lanes} x i1>)"
-            )
-        report, go_on = self.label("negpow"), self.label("powok")
-        self.line(f"br i1 {negative.ref}, label %{report}, label %{go_on}, !prof !0")
-        self.start_block(report)
+            self.declare(f"declare i1 @llvm.vector.reduce.or.v{lanes}i1(<{lanes} x i1>)")
+        fail, go_on = self.label("fail"), self.label("ok")
+        self.line(f"br i1 {failed.ref}, label %{fail}, label %{go_on}, !prof !0")
+        self.start_block(fail)
         # monotonic: other threads of the call may store the same word at the same time
-        self.line(f"store atomic i32 {STATUS_NEGATIVE_POWER}, ptr %status monotonic, align 4")
+        self.line(f"store atomic i32 {code}, ptr %status monotonic, align 4")
         self.line(f"br label %{go_on}")
         self.start_block(go_on)
 
@@ -281,7 +304,16 @@ class _Function:
             pointer, dtype = self.locals[buffer]
             return pointer, dtype, indices[0]
         decl = self.buffers[buffer]
+        for index, stride in zip(indices, decl.strides):
+            if stride == 0 and self.checks_index(index):
+                self.expr(index)  # a broadcast axis ignores the index, but not its check
         return self.pointers[buffer], decl.dtype, linear_index(indices, decl.strides)
+
+    def checks_index(self, index: Expr) -> bool:
+        found = self._checks.get(index)
+        if found is None:
+            found = self._checks[index] = index.op is not ExprOp.VAR and has_index_check(index)
+        return found
 
     def element_pointers(self, pointer: str, dtype: np.dtype, flat: Expr) -> tuple[str, int]:
         """Pointer to the first element and the lane count of a contiguous access, or
@@ -295,11 +327,18 @@ class _Function:
                 self.line(f"{ptr} = getelementptr inbounds {mem}, ptr {pointer}, i64 {base.ref}")
                 return ptr, lanes
             index = self.expr(flat)
-            ptrs = self.tmp()
-            self.line(
-                f"{ptrs} = getelementptr inbounds {mem}, ptr {pointer}, {index.type} {index.ref}"
-            )
-            return ptrs, -lanes
+            if index.lanes > 1:
+                ptrs = self.tmp()
+                self.line(
+                    f"{ptrs} = getelementptr inbounds {mem}, ptr {pointer}, {index.type} "
+                    f"{index.ref}"
+                )
+                return ptrs, -lanes
+            # the lane variable only reaches the index through a load that does not move
+            # with it (an index array with stride 0): every lane reads one element
+            ptr = self.tmp()
+            self.line(f"{ptr} = getelementptr inbounds {mem}, ptr {pointer}, i64 {index.ref}")
+            return ptr, 1
         index = self.expr(flat)
         ptr = self.tmp()
         self.line(f"{ptr} = getelementptr inbounds {mem}, ptr {pointer}, i64 {index.ref}")

@@ -15,6 +15,7 @@ import numpy as np
 from .. import config
 from ..cache import SCHEMA_VERSION, Artifact, CacheKey, open_store
 from ..cache.key import describe_signature, signature_of
+from ..errors import UnsupportedOperation
 from ..ir.compute import loop_nest_key
 from ..ir.graph import GraphOp
 from ..ir.key import structural_key
@@ -257,6 +258,19 @@ def _untuned(options: TuneOptions) -> TuneOptions:
     return dataclasses.replace(options, budget=config.Budget(trials=0))
 
 
+def _check_device_support(traced: Traced, device: Device) -> None:
+    """Refuse what only the CPU's code checks at run time: an index array's bounds (the
+    OpenCL and CUDA programs have no status word to report an out-of-bounds element)."""
+    if device.name == "cpu":
+        return
+    for node in traced.graph.nodes():
+        if node.op is GraphOp.GATHER:
+            raise UnsupportedOperation(
+                f"integer-array indexing is supported on NumPy (CPU) arrays only, not yet "
+                f"on {device.name} arrays: {node.arg.where}"
+            )
+
+
 def obtain(
     traced: Traced,
     specs: Sequence[ArgSpec],
@@ -270,6 +284,7 @@ def obtain(
 
     ``retune`` skips the cached binary and tunes again (resuming from the records).
     """
+    _check_device_support(traced, device)
     stages = _too_large(traced, specs, device)
     if stages:
         return _interpreted(traced, specs, name, stages)

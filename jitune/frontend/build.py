@@ -209,6 +209,34 @@ def iota(shape: tuple[int, ...], axis: int) -> Array:
     return Array(GraphOp.IOTA, (), tuple(int(d) for d in shape), np.dtype(np.int64), int(axis))
 
 
+def constant_array(values: np.ndarray) -> Array:
+    """A node whose value is the constant int64 array ``values`` (an index written in the
+    function's code): an arithmetic progression is ``start + step * position``; any other is
+    a balanced tree of selects on the position, ``log2(size)`` compares deep."""
+    values = np.asarray(values, dtype=np.int64)
+    flat = values.ravel()
+    int64 = np.dtype(np.int64)
+    position = iota((flat.size,), 0)
+    if flat.size <= 1 or np.all(np.diff(flat) == flat[1] - flat[0]):
+        start = constant(int(flat[0]) if flat.size else 0, int64)
+        step = int(flat[1] - flat[0]) if flat.size > 1 else 0
+        scaled = binary(BinaryOp.MUL, position, constant(step, int64), int64, int64, "index")
+        node = binary(BinaryOp.ADD, scaled, start, int64, int64, "index")
+    else:
+
+        def tree(low: int, high: int) -> Array:
+            if high - low == 1:
+                return expand(constant(int(flat[low]), int64), (flat.size,))
+            middle = (low + high) // 2
+            below = binary(
+                BinaryOp.LT, position, constant(middle, int64), int64, np.dtype(bool), "index"
+            )
+            return where(below, tree(low, middle), tree(middle, high), int64)
+
+        node = tree(0, flat.size)
+    return reshape(node, values.shape)
+
+
 def update(base: Array, value: Array, starts: Sequence[int], steps: Sequence[int]) -> Array:
     """``base`` with ``value[k]`` stored at ``base[starts + steps * k]`` per axis: the new
     value of an array after an assignment to part of it. ``value`` has ``base``'s dtype and

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedOperation
+from ..errors import IndexingError, ShapeError, UnsupportedOperation
 from ..ir.graph import Array
 from . import build
 from .context import located, require_static
@@ -78,7 +78,7 @@ def basic_index(node: Array, key: Any) -> Array:
         else:
             index = int(item)
             if not -extent <= index < extent:
-                raise ShapeError(
+                raise IndexingError(
                     located(
                         f"indexing: index {index} is out of bounds for axis {axis} "
                         f"with size {extent} (shape {node.shape})"

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from .. import config, dtypes
-from ..errors import ArgumentError, DomainError, DTypeError
+from ..errors import ArgumentError, DomainError, DTypeError, IndexingError
 from ..ir.compute import contiguous_strides
+from ..ir.graph import Graph, GraphOp
 from ..pipeline import Lowered, lower_graph
 from ..runtime.base import Device
 from ..runtime.devices import device_named, device_of
@@ -19,7 +20,7 @@ from ..tune import TuneOptions, TuneResult
 from . import state as trace_state
 from .arguments import Binder, check_static, traceable
 from .artifacts import Obtained, obtain
-from .trace import ArgSpec, NeedsStatic, Structure, Traced, trace
+from .trace import ArgSpec, NeedsStatic, Traced, trace
 
 
 def _report(name: str, device: Device, specs: Sequence[ArgSpec], obtained: Obtained) -> None:
@@ -138,7 +139,9 @@ class _Entry:
         "structure",
         "call",
         "writes",
+        "returned",
         "copy_into",
+        "index_sites",
     )
 
     def __init__(
@@ -147,9 +150,8 @@ class _Entry:
         device: Device,
         args: Sequence[Any],
         specs: Sequence[ArgSpec],
-        structure: Structure,
+        traced: Traced,
         name: str,
-        writes: tuple[tuple[int, int], ...] = (),
         positions: tuple[int, ...] | None = None,
     ) -> None:
         # the call's traced arguments (None: all of them; the others are static)
@@ -173,12 +175,16 @@ class _Entry:
             for shape, dtype in plan.allocations
         )
         self.results = plan.results
-        self.structure = structure
+        self.structure = traced.structure
         # arguments the function updates in place: (position, buffer of the new value)
-        self.writes = tuple((position, plan.results[k]) for position, k in writes)
+        self.writes = tuple((position, plan.results[k]) for position, k in traced.writes)
+        # how many outputs are the function's results (then new values, then index checks)
+        self.returned = len(plan.results) - len(traced.writes) - traced.checks
         self.copy_into = getattr(device, "copy_into", _copy_into)
         # what a run-time error names: the kernel and its argument types and shapes
         self.call = f"{name}({', '.join(f'{s.dtype}{list(s.shape)}' for s in specs)})"
+        # what an out-of-bounds index names: the kernel's integer-array indexings
+        self.index_sites = index_sites(traced.graph)
 
     def __call__(self, args: Sequence[Any]) -> Any:
         if self.positions is not None:
@@ -194,14 +200,32 @@ class _Entry:
             self.launch(*arrays)
         except DomainError as exc:  # a value NumPy refuses, found by the compiled code
             raise DomainError(f"{self.call}: {exc}") from None
+        except IndexingError as exc:
+            raise IndexingError(_index_message(f"{self.call}: {exc}", self.index_sites)) from None
         for position, buffer in self.writes:  # after the whole kernel: no read sees a write
             self.copy_into(args[position], arrays[buffer])
         if self.structure == "single":
             return arrays[self.results[0]]
         if self.structure == "none":
             return None
-        results = [arrays[k] for k in self.results[: len(self.results) - len(self.writes)]]
+        results = [arrays[k] for k in self.results[: self.returned]]
         return tuple(results) if self.structure == "tuple" else results
+
+
+def index_sites(graph: Graph) -> tuple[str, ...]:
+    """What each integer-array indexing of ``graph`` is and where the user wrote it."""
+    found = (node.arg.where for node in graph.nodes() if node.op is GraphOp.GATHER)
+    return tuple(dict.fromkeys(found))  # a gather and its index check name one line
+
+
+def _index_message(message: str, sites: tuple[str, ...]) -> str:
+    """An out-of-bounds message naming the indexing(s) it may come from."""
+    sites = tuple(site for site in sites if site not in message)
+    if not sites:
+        return message
+    if len(sites) == 1:
+        return f"{message}, in {sites[0]}"
+    return f"{message}, in one of:\n" + "\n".join(f"  {site}" for site in sites)
 
 
 def _call_with(binder: Binder, names: Sequence[str], fn: Callable[..., Any], values: Any) -> Any:
@@ -394,9 +418,8 @@ class Kernel:
             device,
             arrays,
             specs,
-            traced.structure,
+            traced,
             self.name,
-            traced.writes,
             None if len(positions) == len(args) else tuple(positions),
         )
         self.last = obtained

@@ -191,6 +191,7 @@ def _writable(target: Tracer, what: str) -> Tracer:
 def assign(target: Tracer, key: Any, value: Any) -> None:
     """``target[key] = value``: the elements ``key`` selects take ``value``, broadcast to
     their shape and cast unsafely, as NumPy's ``__setitem__`` does."""
+    from .gather import is_advanced
     from .indexing import basic_index
     from .tracer import Tracer, to_node
 
@@ -199,6 +200,13 @@ def assign(target: Tracer, key: Any, value: Any) -> None:
     if isinstance(key, Tracer) and key.dtype == np.bool_:
         _assign_masked(owner, target, key, value, what)
         return
+    if is_advanced(key):
+        _refuse(
+            target,
+            what,
+            "integer-array indexing on the left of = (x[idx] = v, a scatter) is not "
+            "supported; a boolean mask of the array's shape (x[mask] = v) or np.where is",
+        )
     view = basic_index(target.node, key)
     node = to_node(value, target.dtype, what)
     items = list(key) if isinstance(key, tuple) else [key]

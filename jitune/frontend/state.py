@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..errors import JituneError
+from ..ir.graph import Array
 
 if TYPE_CHECKING:
     from .tracer import Tracer
@@ -26,12 +27,15 @@ class TraceState:
     """``live``: the trace's tracers by id (tracers are unhashable, like arrays), held
     weakly; ``static``: positions (among the traced inputs) of scalar arguments whose value
     the function used in Python; ``error``: the first jitune error raised in the trace;
-    ``scalars``: the positions of the inputs that are scalar arguments."""
+    ``scalars``: the positions of the inputs that are scalar arguments; ``gathers``: each
+    integer-array indexing traced, with the node that checks all its index values (see
+    ``gather.index_check``)."""
 
     live: dict[int, weakref.ref[Tracer]] = dataclasses.field(default_factory=dict)
     static: set[int] = dataclasses.field(default_factory=set)
     error: JituneError | None = None
     scalars: set[int] = dataclasses.field(default_factory=set)  # inputs that are scalars
+    gathers: list[tuple[Array, Array]] = dataclasses.field(default_factory=list)
 
 
 _CURRENT: contextvars.ContextVar[TraceState | None] = contextvars.ContextVar(

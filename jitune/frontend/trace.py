@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import ArgumentError, JituneError, UnsupportedOperation
-from ..ir.graph import Array, Graph, GraphOp
+from ..ir.graph import Array, Graph, GraphOp, toposort
 from . import build, creation, state
 from .tracer import Tracer, as_node, layout_of
 
@@ -33,11 +33,13 @@ class ArgSpec:
 class Traced:
     """A traced function: its graph, how its results are returned, and ``writes``: for each
     argument it updated in place, (argument position, index of its new value among the
-    graph's outputs). The graph's outputs are the results, then those new values."""
+    graph's outputs). The graph's outputs are the results, then those new values, then
+    ``checks`` hidden 0-d outputs that check index arrays (see ``_index_checks``)."""
 
     graph: Graph
     structure: Structure
     writes: tuple[tuple[int, int], ...] = ()
+    checks: int = 0
 
 
 class NeedsStatic(Exception):  # noqa: N818 - a signal to the caller, not an error
@@ -86,7 +88,7 @@ def trace(
             raise
         if scope.static:  # a caught error does not undo the need
             raise NeedsStatic(scope.static)
-        return _finish(fn, inputs, tracers, result)
+        return _finish(fn, inputs, tracers, result, scope.gathers)
 
 
 def _input_tracer(node: Array, spec: ArgSpec) -> Tracer:
@@ -98,7 +100,11 @@ def _input_tracer(node: Array, spec: ArgSpec) -> Tracer:
 
 
 def _finish(
-    fn: Callable[..., Any], inputs: tuple[Array, ...], tracers: list[Tracer], result: Any
+    fn: Callable[..., Any],
+    inputs: tuple[Array, ...],
+    tracers: list[Tracer],
+    result: Any,
+    gathers: Sequence[tuple[Array, Array]] = (),
 ) -> Traced:
     """The graph of a finished trace: the results, then the new value of every argument
     the function updated in place (written back into the caller's array after the call)."""
@@ -132,4 +138,51 @@ def _finish(
         raise ArgumentError(f"{name}: returned no arrays")
     writes = tuple((position, len(outputs) + k) for k, (position, _) in enumerate(written))
     outputs += [node for _, node in written]
-    return Traced(Graph(inputs, tuple(outputs)), structure, writes)
+    checks = _index_checks(outputs, gathers)
+    graph = Graph(inputs, tuple(outputs + checks))
+    return Traced(graph, structure, writes, len(checks))
+
+
+# Ops whose every element reads every element of each operand (for UPDATE and GATHER, of
+# some operands: see _reads_whole)
+_WHOLE_READERS = frozenset(
+    {
+        GraphOp.UNARY,
+        GraphOp.BINARY,
+        GraphOp.WHERE,  # the compiled select evaluates both branches
+        GraphOp.CAST,
+        GraphOp.REDUCE,
+        GraphOp.CONTRACT,
+        GraphOp.PERMUTE,
+        GraphOp.RESHAPE,
+        GraphOp.EXPAND,
+    }
+)
+
+
+def _reads_whole(user: Array, operand: int) -> bool:
+    """Whether evaluating all of ``user`` reads all of its operand ``operand``."""
+    if user.op in _WHOLE_READERS:
+        return True
+    if user.op is GraphOp.UPDATE:
+        return operand == 1  # the stored value; the old value is read outside the region
+    if user.op is GraphOp.GATHER:
+        return operand > 0  # the index arrays; the base only where they point
+    return False
+
+
+def _index_checks(outputs: list[Array], gathers: Sequence[tuple[Array, Array]]) -> list[Array]:
+    """The checks of the integer-array indexings whose elements the graph does not all
+    evaluate: NumPy checks every index value (and raises IndexError) even where the result is
+    sliced, partly overwritten or unused, while the compiled code checks an index only where
+    it reads through it."""
+    if not gathers:
+        return []
+    whole = {id(node) for node in outputs}
+    for node in reversed(toposort(outputs)):  # every user before its operands
+        if id(node) in whole:
+            for position, source in enumerate(node.src):
+                if _reads_whole(node, position):
+                    whole.add(id(source))
+    # an empty result reads no index even when whole, while its index arrays may have values
+    return [check for gather, check in gathers if id(gather) not in whole or gather.size == 0]

@@ -265,6 +265,7 @@ class Tracer:
         return Tracer(build.cast(self.node, target))
 
     def __getitem__(self, key: Any) -> Tracer:
+        from .gather import gather_index, is_advanced
         from .indexing import basic_index, expand_key
 
         self._array_only("indexing")
@@ -272,6 +273,9 @@ class Tracer:
             from .mutation import MaskedSelection
 
             return MaskedSelection(self, key)  # type: ignore[return-value]
+        require_static(key)  # an int computed from scalar arguments makes them static
+        if is_advanced(key):
+            return Tracer(gather_index(self.node, key))  # a new array, as in NumPy
         node = basic_index(self.node, key)
         items = expand_key(key, self.ndim, self.shape)
         if items and all(isinstance(item, (int, np.integer)) for item in items):

@@ -138,6 +138,34 @@ def index_mod(a: Expr, divisor: int) -> Expr:
     return binary(BinaryOp.INDEX_MOD, a, iconst(divisor))
 
 
+def contains(expr: Expr, part: Expr) -> bool:
+    """Whether ``part`` occurs in ``expr``."""
+    return any(node == part for node in nodes(expr))
+
+
+def has_index_check(expr: Expr) -> bool:
+    """Whether ``expr`` checks an index (``BinaryOp.CHECK_INDEX``): its evaluation may report
+    an out-of-bounds index, so it must be evaluated even where its value is not needed."""
+    return any(
+        node.op is ExprOp.BINARY and node.arg is BinaryOp.CHECK_INDEX for node in nodes(expr)
+    )
+
+
+def checked_index(value: Expr, extent: int) -> Expr:
+    """The index ``value`` (any integer dtype) selects on an axis of ``extent``, as NumPy's
+    integer-array indexing reads it: negative values count from the end, and a value outside
+    ``[-extent, extent)`` makes the program raise IndexError (``BinaryOp.CHECK_INDEX``)."""
+    if is_const(value) and -extent <= value.arg < extent:
+        return iconst(value.arg % extent)
+    index = cast(value, INDEX)
+    if value.dtype == np.dtype(np.uint64):
+        # above 2**63 - 1 the int64 cast turns negative and could wrap into range: any such
+        # value is out of bounds, so it becomes one that is
+        too_big = binary(BinaryOp.LT, index, iconst(0), BOOL)
+        index = select(too_big, iconst(extent), index)
+    return binary(BinaryOp.CHECK_INDEX, index, iconst(extent))
+
+
 def linear_index(indices: tuple[Expr, ...], strides: tuple[int, ...]) -> Expr:
     """``sum(index * stride)``: the flat element offset of a multi-index."""
     flat: Expr = iconst(0)

@@ -36,6 +36,8 @@ class GraphOp(enum.Enum):
     # base[start + step * k] (an assignment to part of an array, as a new value)
     UPDATE = "update"
     IOTA = "iota"  # arg: axis; the int64 index along that axis (np.arange, np.eye)
+    # src: (base, index...), each index an integer array of the gather's shape; arg: Gather
+    GATHER = "gather"
 
 
 VIEWS = frozenset({GraphOp.PERMUTE, GraphOp.RESHAPE, GraphOp.EXPAND, GraphOp.SLICE})
@@ -46,6 +48,19 @@ class Reduction:
     op: ReduceOp
     axes: tuple[int, ...]  # sorted, non-negative
     keepdims: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Gather:
+    """How a GATHER reads its base (NumPy's integer-array indexing, ``x[idx]``): per axis
+    of the base, ``("index", j)`` reads it at the value of index operand ``j`` (``src[1 +
+    j]``, read at the output element; negative values count from the end) and ``("axis",
+    k)`` at the output's index along axis ``k``. ``where`` (what the expression was and on
+    which line) is for the run-time error of an out-of-bounds index: it is not part of the
+    node's identity, so equal computations on other lines share a compiled kernel."""
+
+    axes: tuple[tuple[str, int], ...]
+    where: str = dataclasses.field(default="", compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +176,7 @@ __all__ = [
     "BinaryOp",
     "Contraction",
     "Graph",
+    "Gather",
     "GraphOp",
     "ReduceOp",
     "Reduction",

@@ -47,6 +47,9 @@ class BinaryOp(enum.Enum):
     ATAN2 = "atan2"  # floats only: the angle of the point (b, a), as np.arctan2(a, b)
     INDEX_DIV = "idiv"  # index arithmetic: non-negative dividend, positive divisor
     INDEX_MOD = "imod"
+    # index of a gather: (i, n) -> i, or i + n for i < 0; an i outside [-n, n) makes the
+    # program raise IndexError (as NumPy) and reads element 0, never out of bounds
+    CHECK_INDEX = "check_index"
 
 
 COMPARISONS = frozenset(

@@ -21,12 +21,15 @@ from ..ir.expr import (
     Expr,
     binary,
     cast,
+    checked_index,
     const,
+    contains,
     iconst,
     index_add,
     index_div,
     index_mod,
     index_mul,
+    is_const,
     load,
     select,
     unary,
@@ -51,7 +54,6 @@ def is_reduction(node: Array) -> bool:
     if node.op is GraphOp.CONTRACT:
         return not set("".join(node.arg.inputs)) <= set(node.arg.output)
     return False
-
 
 
 def region_axis(
@@ -231,6 +233,8 @@ class _Lowering:
             return self._update(node, indices)
         if op is GraphOp.IOTA:
             return indices[node.arg]  # the index itself is the value (int64)
+        if op is GraphOp.GATHER:
+            return self._gather(node, indices)
         raise AssertionError(f"{op} should have been materialized")
 
     def _update(self, node: Array, indices: tuple[Expr, ...]) -> Expr:
@@ -248,6 +252,24 @@ class _Lowering:
         old = self.inline(base, indices)
         new = self.inline(value, tuple(at))
         return new if inside is None else select(inside, new, old)
+
+    def _gather(self, node: Array, indices: tuple[Expr, ...]) -> Expr:
+        """Integer-array indexing at ``indices``: the base read where the index operands
+        point (checked, so an out-of-bounds value raises and reads nothing outside)."""
+        base = node.src[0]
+        at = tuple(
+            indices[k]
+            if kind == "axis"
+            else checked_index(self.inline(node.src[1 + k], indices), extent)
+            for (kind, k), extent in zip(node.arg.axes, base.shape)
+        )
+        value = self.inline(base, at)
+        for index, (kind, _) in zip(at, node.arg.axes):
+            if kind == "index" and not is_const(index) and not contains(value, index):
+                # the base does not read this index (a broadcast or constant base): the
+                # value depends on the check anyway, so the check is evaluated
+                value = select(binary(BinaryOp.GE, index, iconst(0), BOOL), value, value)
+        return value
 
     def _product(self, node: Array, indices: tuple[Expr, ...]) -> Expr:
         """A contraction that sums nothing, at ``indices``: the product of its operands,

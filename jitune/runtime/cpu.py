@@ -15,7 +15,7 @@ import llvmlite.binding as llvm
 import numpy as np
 
 from ..codegen import llvm as llvm_codegen
-from ..errors import CompileError, DomainError
+from ..errors import CompileError, DomainError, IndexingError
 from ..ir.loops import LoopProgram
 from .pool import ALIGNED_MIN_BYTES, MIN_BYTES, POOL, aligned_empty
 from .target import Target
@@ -159,12 +159,23 @@ def _optimize(module: llvm.ModuleRef, machine: llvm.TargetMachine) -> None:
     builder.getModulePassManager().run(module, builder)
 
 
-_STATUS_MESSAGES = {
+_STATUS_ERRORS: dict[int, tuple[type[Exception], str]] = {
     llvm_codegen.STATUS_NEGATIVE_POWER: (
+        DomainError,
         "np.power: Integers to negative integer powers are not allowed (an integer exponent "
-        "was negative)"
+        "was negative)",
+    ),
+    llvm_codegen.STATUS_INDEX_OUT_OF_BOUNDS: (
+        IndexingError,
+        "an element of an index array is out of bounds for the axis it indexes",
     ),
 }
+
+
+def status_error(status: int) -> Exception:
+    """The exception a program's nonzero status stands for."""
+    kind, message = _STATUS_ERRORS.get(status, (DomainError, f"kernel status {status}"))
+    return kind(message)
 
 
 def _packed_launcher(address: int, buffer_count: int, status: bool) -> Callable[..., Any]:
@@ -187,7 +198,7 @@ class CpuProgram:
     reads each array's data pointer, so a call costs one ctypes call and no conversions.
 
     A program whose entry returns a status (see ``codegen/llvm.py``) is launched through
-    a wrapper that raises :class:`DomainError` for a nonzero status; others call the
+    a wrapper that raises the status's error (:func:`status_error`); others call the
     ctypes function directly, with no extra Python frame.
     """
 
@@ -209,7 +220,7 @@ class CpuProgram:
         def launch(*arrays: Any) -> None:
             status = entry(*arrays)
             if status:
-                raise DomainError(_STATUS_MESSAGES.get(status, f"kernel status {status}"))
+                raise status_error(status)
 
         self.launch = launch
 

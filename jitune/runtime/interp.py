@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CompileError, DomainError
+from ..errors import CompileError, DomainError, IndexingError
 from ..ir.graph import VIEWS, Array, BinaryOp, Graph, GraphOp, ReduceOp, UnaryOp
 
 _UNARY: dict[UnaryOp, Callable[[np.ndarray], np.ndarray]] = {
@@ -97,6 +97,23 @@ def _slice(node: Array, x: np.ndarray) -> np.ndarray:
     return x[_region(node.arg, node.shape)]
 
 
+def _gather(node: Array, values: Sequence[np.ndarray]) -> np.ndarray:
+    """NumPy's integer-array indexing of ``values[0]``: one index array of the output's shape
+    per base axis (an ``("axis", k)`` axis reads at the output's index along ``k``)."""
+    index: list[np.ndarray] = []
+    for kind, k in node.arg.axes:
+        if kind == "index":
+            index.append(values[1 + k])
+        else:
+            shape = [1] * len(node.shape)
+            shape[k] = node.shape[k]
+            index.append(np.arange(node.shape[k]).reshape(shape))
+    try:
+        return values[0][tuple(index)]
+    except IndexError as exc:  # the message of an out-of-bounds index, as the compiled code's
+        raise IndexingError(f"{exc}: {node.arg.where}") from None
+
+
 def _evaluate_node(node: Array, values: list[np.ndarray], args: Sequence[Any]) -> np.ndarray:
     op = node.op
     if op is GraphOp.INPUT:
@@ -127,6 +144,8 @@ def _evaluate_node(node: Array, values: list[np.ndarray], args: Sequence[Any]) -
         shape = [1] * len(node.shape)
         shape[node.arg] = node.shape[node.arg]
         return np.broadcast_to(np.arange(node.shape[node.arg]).reshape(shape), node.shape)
+    if op is GraphOp.GATHER:
+        return _gather(node, values)
     if op is GraphOp.UPDATE:
         out = np.array(values[0], copy=True)
         out[_region(node.arg, values[1].shape)] = values[1]
@@ -199,6 +218,8 @@ class GraphProgram:
         inputs, outputs = arrays[: self.input_count], arrays[self.input_count :]
         try:
             evaluate(self.graph, inputs, outputs)
+        except IndexingError:  # an index array's element out of bounds, as NumPy refuses it
+            raise
         except ValueError as exc:
             if "negative integer powers" in str(exc):  # NumPy refuses the values, as it would
                 raise DomainError(f"np.power: {exc}") from None

@@ -132,25 +132,34 @@ class StridedInput:
 
 
 def random_input(
-    shape: tuple[int, ...], dtype: np.dtype, strides: tuple[int, ...], rng: np.random.Generator
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    strides: tuple[int, ...],
+    rng: np.random.Generator,
+    int_high: int = 5,
 ) -> StridedInput:
     """A random array of ``shape`` and ``dtype`` with these element strides (views such as
-    transposes and broadcasts are part of a signature, so the candidate must read them)."""
+    transposes and broadcasts are part of a signature, so the candidate must read them).
+    Integers lie in ``[-4, int_high)`` (``[0, int_high)`` if unsigned or if ``int_high`` is
+    below 5: a program whose integers index arrays gets values in bounds)."""
     dtype = np.dtype(dtype)
     if not shape:
-        return StridedInput(np.asarray(_random_values(1, dtype, rng)[0], dtype=dtype), 0, (), ())
+        value = _random_values(1, dtype, rng, int_high)[0]
+        return StridedInput(np.asarray(value, dtype=dtype), 0, (), ())
     low = sum(min(0, (n - 1) * s) for n, s in zip(shape, strides))
     high = sum(max(0, (n - 1) * s) for n, s in zip(shape, strides))
-    return StridedInput(_random_values(high - low + 1, dtype, rng), -low, shape, strides)
+    return StridedInput(_random_values(high - low + 1, dtype, rng, int_high), -low, shape, strides)
 
 
-def _random_values(count: int, dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+def _random_values(
+    count: int, dtype: np.dtype, rng: np.random.Generator, int_high: int = 5
+) -> np.ndarray:
     if dtype.kind == "b":
         return rng.random(count) < 0.5
     if dtype.kind in "iu":
         # small values: products and sums of them stay far from overflow
-        low = 0 if dtype.kind == "u" else -4
-        return rng.integers(low, 5, count).astype(dtype)
+        low = 0 if dtype.kind == "u" or int_high < 5 else -4
+        return rng.integers(low, max(int_high, 1), count).astype(dtype)
     # in [0.5, 1.5): no zeros for divisions, logs of positive values stay defined
     return (rng.random(count) + 0.5).astype(dtype)
 

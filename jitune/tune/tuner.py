@@ -23,9 +23,10 @@ import numpy as np
 from .. import config as config_mod
 from ..cache import CacheKey
 from ..config import Budget, ProgressMode
+from ..errors import IndexingError
 from ..ir.compute import ComputeProgram, StageKind
 from ..ir.expr import Expr, digest
-from ..ir.graph import Graph
+from ..ir.graph import Graph, GraphOp
 from ..pipeline import compute_program, default_configs, schedule_loops, stage_spaces
 from ..runtime.base import Device
 from ..runtime.interp import evaluate
@@ -186,14 +187,34 @@ class TuneTask:
     def measure_task(self, seed: int) -> MeasureTask:
         """Random inputs (from ``seed``) and the reference evaluator's outputs on them."""
         rng = np.random.default_rng(seed)
+        int_high = min(5, _smallest_gathered_extent(self.graph))
         arguments = tuple(
-            random_input(shape, dtype, strides, rng) for shape, dtype, strides in self.inputs
+            random_input(shape, dtype, strides, rng, int_high)
+            for shape, dtype, strides in self.inputs
         )
-        reference = tuple(evaluate(self.graph, [a.view() for a in arguments]))
+        try:
+            reference = tuple(evaluate(self.graph, [a.view() for a in arguments]))
+        except IndexingError:  # integers computed into an index went out of bounds: zeros
+            arguments = tuple(
+                random_input(shape, dtype, strides, rng, 1) for shape, dtype, strides in self.inputs
+            )
+            reference = tuple(evaluate(self.graph, [a.view() for a in arguments]))
         return MeasureTask(f"{self.key.digest}:{seed}", self.device, arguments, reference)
 
     def configs(self, config: Config) -> StageConfigs:
         return split(config)
+
+
+def _smallest_gathered_extent(graph: Graph) -> int:
+    """The smallest extent an index array of ``graph`` indexes (a large number if none)."""
+    extents = [
+        extent
+        for node in graph.nodes()
+        if node.op is GraphOp.GATHER
+        for (kind, _), extent in zip(node.arg.axes, node.src[0].shape)
+        if kind == "index"
+    ]
+    return min(extents, default=1 << 30)
 
 
 @dataclasses.dataclass(frozen=True)

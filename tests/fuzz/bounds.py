@@ -174,8 +174,10 @@ def _reduction(node: Any, value: Any, error: np.ndarray, result: Any) -> np.ndar
             return fit(worst) + _zero_sign_open(result)
         kind = np.asarray(result).dtype.kind
         huge = kind in "iu" and np.any(np.abs(_f64(result)) >= 2.0**62)
-        if kind != "f" and name in ("mean", "var", "std") and (
-            huge or 0 in [array.shape[d] for d in _axes(axis, array.ndim)]
+        if (
+            kind != "f"
+            and name in ("mean", "var", "std")
+            and (huge or 0 in [array.shape[d] for d in _axes(axis, array.ndim)])
         ):
             # (and a quotient near the integer's range: its float-to-int cast may overflow)
             # an empty mean in an integer dtype is 0 / 0 = nan cast to the integer: a value
@@ -305,6 +307,13 @@ def _update_bound(
     return np.where(marked, region, bound)
 
 
+class _Key:
+    """``_Key()[key]`` is ``key`` itself: the key of an indexing expression, as evaluated."""
+
+    def __getitem__(self, key: Any) -> Any:
+        return key
+
+
 def error_bounds(program: Program, env: dict[str, Any]) -> dict[str, np.ndarray]:
     """A bound per element of every value of ``program`` (``env``: its NumPy values, from
     ``Program.evaluate``); inf marks elements whose value is not determined."""
@@ -321,6 +330,14 @@ def error_bounds(program: Program, env: dict[str, Any]) -> dict[str, np.ndarray]
                 swapped = dict(env)
                 swapped.update({n: errors[n] for n in node.args})
                 bound = _f64(eval(node.expr, swapped))  # noqa: S307
+            elif node.op == "gather":
+                # the base's bounds, gathered the same way; an index that is not determined
+                # exactly leaves every gathered element open
+                base = node.args[0]
+                key = eval("_key" + node.expr[len(base) :], {**env, "_key": _Key()})  # noqa: S307
+                bound = _f64(errors[base][key])
+                if any(np.any(errors[n] > 0) for n in node.args[1:] if n != node.args[0]):
+                    bound = np.full(np.shape(result), np.inf)
             elif node.op == "fill":
                 bound = np.zeros(np.shape(result))
                 for operand in node.args[1:]:

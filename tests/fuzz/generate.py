@@ -376,6 +376,49 @@ def _bound(rng: np.random.Generator, extent: int) -> str:
     return str(int(rng.integers(-extent - 2, extent + 3))) if rng.random() < 0.5 else ""
 
 
+def _gather(b: _Builder) -> tuple:
+    """Integer-array indexing: ``a[..., idx, ...]`` with an index that is a new int input, a
+    constant list or a value of the program reduced into range, beside slices, ints and
+    ``None``; now and then one element out of bounds (NumPy raises IndexError)."""
+    rng = b.rng
+    a = b.pick(arrays=True)
+    shape = b.shape(a)
+    if not isinstance(b.env[a], np.ndarray) or not shape:
+        return _view(b)
+    axis = int(rng.integers(0, len(shape)))
+    extent = shape[axis]
+    parts = [":" if rng.random() < 0.8 else "::-1" for _ in range(axis)]
+    index_shape = random_shape(rng, max_ndim=2)
+    roll = rng.random()
+    values = rng.integers(-extent, extent, index_shape) if extent else np.zeros(index_shape, int)
+    if rng.random() < 0.05 and values.size:
+        values.flat[int(rng.integers(0, values.size))] = extent + int(rng.integers(0, 3))
+    args: tuple[str, ...] = (a,)
+    ints = [n for n in b.names(arrays=True) if np.asarray(b.env[n]).dtype.kind == "i"]
+    if roll < 0.5 and len(b.inputs) < MAX_INPUTS:
+        name = f"a{len(b.inputs)}"
+        dtype = str(rng.choice(["int64", "int32"]))
+        made = Input(name, "array", dtype, values.astype(dtype))
+        b.inputs.append(made)
+        b.env[name] = made.make()
+        parts.append(name)
+        args += (name,)
+    elif roll < 0.75 and ints and extent:
+        source = str(rng.choice(ints))
+        parts.append(f"({source} % {extent})")
+        args += (source,)
+    else:
+        parts.append(str(values.tolist()))
+    if axis + 1 < len(shape) and rng.random() < 0.4:  # a second index: adjacent, or not
+        other = int(rng.integers(0, shape[axis + 1])) if shape[axis + 1] else 0
+        parts.append(str(rng.choice([str(other), f"[{other}]", ":"])))
+        if parts[-1] == ":" and axis + 2 < len(shape) and shape[axis + 2]:
+            parts.append(str(int(rng.integers(0, shape[axis + 2]))))
+    if rng.random() < 0.15:
+        parts.insert(int(rng.integers(0, len(parts) + 1)), "None")
+    return "gather", f"{a}[{', '.join(parts)}]", args
+
+
 def _like(b: _Builder) -> tuple:
     rng = b.rng
     a = b.pick(arrays=True)
@@ -418,7 +461,7 @@ def _update(b: _Builder) -> tuple:
 
 FAMILIES: tuple[tuple[Callable[[_Builder], tuple], float], ...] = (
     (_unary, 3), (_binary, 5), (_where, 1), (_clip, 0.5), (_reduce, 3), (_contract, 2),
-    (_view, 3), (_like, 0.7), (_astype, 1.2), (_update, 1.5),
+    (_view, 3), (_like, 0.7), (_astype, 1.2), (_update, 1.5), (_gather, 1.2),
 )  # fmt: skip
 
 
