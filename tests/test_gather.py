@@ -155,6 +155,13 @@ def test_constant_out_of_bounds_and_empty_axes_are_refused_while_tracing():
         jitune.kernel(lambda x, i: x[:, i])(np.ones((3, 0)), np.array([0]))
     # an empty index of an empty axis reads nothing, as in NumPy
     check(lambda x, i: x[:, i], np.ones((3, 0)), np.zeros(0, dtype=np.int64))
+    # nor does a constant array broadcast with an empty one (NumPy checks no value of it),
+    # while a Python int is checked all the same
+    empty = np.zeros(0, dtype=np.int64)
+    check(lambda x, i: x[i, [5]], np.ones((3, 4)), empty)
+    check(lambda x, i: x[i, [0]], np.ones((3, 0)), empty)
+    with pytest.raises(IndexingError, match="index 5 is out of bounds"):
+        jitune.kernel(lambda x, i: x[i, 5])(np.ones((3, 4)), empty)
 
 
 def test_tuning_a_gather_draws_indices_in_bounds():

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IndexingError, ShapeError, UnsupportedOperation
+from ..errors import IndexingError, UnsupportedOperation
 from ..ir.graph import Array, Gather, GraphOp, ReduceOp, Reduction, broadcast_shapes
 from . import build, state
 from .context import located
+from .indexing import slice_region
 
 MAX_CONSTANT_INDEX = 1024
 """Largest index given as a Python list or NumPy array in the function's code (it becomes an
@@ -155,19 +156,15 @@ def gather_index(node: Array, key: Any) -> Array:
         extent = node.shape[axis]
         axis += 1
         if kind == "slice":
-            if value.step is not None and int(value.step) == 0:
-                raise ShapeError(
-                    located(f"indexing: slice step cannot be zero (shape {node.shape})")
-                )
-            start, stop, step = value.indices(extent)
-            count = len(range(start, stop, step))
-            starts.append(start if count else 0)
+            start, step, count = slice_region(value, extent, node.shape)
+            starts.append(start)
             steps.append(step)
             counts.append(count)
             axes.append(("axis", len(shape)))
             shape.append(count)
             continue
-        _check_static(value, extent, node.shape)
+        if isinstance(value, int) or math.prod(joint):  # (NumPy: an empty array checks none)
+            _check_static(value, extent, node.shape)
         if lead is None:
             lead = len(shape)
             shape.extend(joint)

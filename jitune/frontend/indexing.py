@@ -54,6 +54,16 @@ def expand_key(key: Any, ndim: int, shape: tuple[int, ...]) -> list[Any]:
     return items
 
 
+def slice_region(item: slice, extent: int, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(start, step, count) of the elements ``item`` selects on an axis of ``extent`` (start
+    0 where it selects none); a zero step is a ShapeError, as NumPy's ValueError."""
+    if item.step is not None and int(item.step) == 0:
+        raise ShapeError(located(f"indexing: slice step cannot be zero (shape {shape})"))
+    start, stop, step = item.indices(extent)
+    count = len(range(start, stop, step))
+    return (start if count else 0), step, count
+
+
 def basic_index(node: Array, key: Any) -> Array:
     """The node for ``node[key]``; raises for advanced indexing or out-of-range ints."""
     items = expand_key(key, node.ndim, node.shape)
@@ -65,13 +75,8 @@ def basic_index(node: Array, key: Any) -> Array:
             continue
         extent = node.shape[axis]
         if isinstance(item, slice):
-            if item.step is not None and int(item.step) == 0:
-                raise ShapeError(
-                    located(f"indexing: slice step cannot be zero (shape {node.shape})")
-                )
-            start, stop, step = item.indices(extent)
-            count = len(range(start, stop, step))
-            starts.append(start if count else 0)
+            start, step, count = slice_region(item, extent, node.shape)
+            starts.append(start)
             steps.append(step)
             counts.append(count)
             final_shape.append(count)
