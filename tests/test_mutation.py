@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import same_as_numpy
+from helpers import jacobi, same_as_numpy
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -186,15 +186,6 @@ def test_assignment_to_parts_of_an_array():
 
 
 def test_a_stencil_updating_its_argument_in_time_steps():
-    def jacobi(a, b, steps):
-        for _ in range(steps):
-            b[1:-1, 1:-1] = 0.2 * (
-                a[1:-1, 1:-1] + a[1:-1, :-2] + a[1:-1, 2:] + a[2:, 1:-1] + a[:-2, 1:-1]
-            )
-            a[1:-1, 1:-1] = 0.2 * (
-                b[1:-1, 1:-1] + b[1:-1, :-2] + b[1:-1, 2:] + b[2:, 1:-1] + b[:-2, 1:-1]
-            )
-
     rng = np.random.default_rng(1)
     jitune_kernel = jitune.kernel(jacobi)
     a, b = rng.random((9, 11)), rng.random((9, 11))
@@ -446,3 +437,58 @@ def test_a_masked_mean_in_an_integer_dtype_is_refused_not_computed_in_floats():
     # NumPy sums in int32 and truncates the quotient: jitune's float mean would differ
     with pytest.raises(UnsupportedOperation, match="only a float dtype"):
         jitune.kernel(lambda x: x[x > 0].mean(dtype=np.int32))(np.arange(5.0))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a: a.flatten(),  # always a copy, where ravel may be a view
+        lambda a: np.positive(a),
+        lambda a: +a,
+        lambda a: np.ceil(a),  # of integers: their own values, in a new array
+        lambda a: np.floor(a.astype(np.float64)),
+    ],
+    ids=["flatten", "positive", "unary plus", "ceil of ints", "floor"],
+)
+def test_a_new_array_with_the_old_values_does_not_see_a_later_update(make):
+    def f(a):
+        y = make(a)
+        a += 1
+        return y
+
+    same_as_numpy(f, np.arange(6).reshape(2, 3))
+
+
+@pytest.mark.parametrize("spec", ["ij->ij", "ij->ji", "ii->i", "ji"])
+def test_an_einsum_numpy_answers_with_a_view_refuses_a_later_update(spec):
+    def f(a):
+        y = np.einsum(spec, a)
+        a += 1
+        return y
+
+    a = np.arange(9.0).reshape(3, 3)
+    assert np.shares_memory(np.einsum(spec, a), a)  # NumPy's result is a view of a
+    with pytest.raises(UnsupportedOperation, match=r"(?s)view or a copy.*a \+= 1"):
+        jitune.kernel(f)(a)
+
+
+def test_an_element_taken_with_an_ellipsis_is_a_0d_view():
+    """``x[..., 0]`` is a 0-d array in NumPy, not a scalar: an augmented assignment to it is
+    an in-place ufunc (same_kind casting), and updating it updates ``x``."""
+
+    def through_view(a):
+        y = a[..., 1]
+        y += 5
+        return a * 1
+
+    same_as_numpy(through_view, np.arange(3.0))
+
+    def bool_minus_int(a):
+        v = a.copy()
+        v[..., 0] -= 0
+        return v
+
+    with pytest.raises(TypeError):
+        bool_minus_int(np.array([True, False]))
+    with pytest.raises(DTypeError, match="same_kind"):
+        jitune.kernel(bool_minus_int)(np.array([True, False]))

@@ -59,12 +59,21 @@ def _view_chain(node: Array, base: Array) -> list[Array] | None:
     not ``base`` seen through view operations only."""
     chain: list[Array] = []
     while node is not base:
-        if node.op not in VIEWS:
+        if node.op not in VIEWS and not _einsum_view(node):
             return None
         chain.append(node)
         node = node.src[0]
     chain.reverse()
     return chain
+
+
+def _einsum_view(node: Array) -> bool:
+    """Whether ``node`` is an einsum of one operand that sums nothing (``'ij->ji'``,
+    ``'ii->i'``): NumPy answers it with a view of the operand, which jitune's contraction is
+    not, so an update of the operand while it is alive is refused like any unknown view."""
+    if node.op is not GraphOp.CONTRACT or len(node.src) != 1:
+        return False
+    return set(node.arg.inputs[0]) <= set(node.arg.output)
 
 
 def _replay(chain: list[Array], base: Array) -> Array:

@@ -97,17 +97,25 @@ def call_ufunc(ufunc: np.ufunc, inputs: Sequence[Any], kwargs: dict[str, Any]) -
     operands = [as_node(x, f"np.{name}") for x in inputs]
     if ufunc is np.positive:
         _result_dtype(name, ufunc, operands[0])  # NumPy rejects +bool
-        return inputs[0]
+        if not isinstance(operands[0], Array):
+            return inputs[0]  # a Python scalar: _strong makes it NumPy's
+        return _wrap(build.copy(operands[0]))
     if ufunc is np.square:
         x = operands[0]
         dtype = _result_dtype(name, ufunc, x)
         node = to_node(x, dtype, name)
         return _wrap(build.binary(BinaryOp.MUL, node, node, dtype, dtype, f"np.{name}"))
     if ufunc in _UNARY:
-        return _wrap(_unary(ufunc, operands[0]))
+        return _wrap(_new_array(_unary(ufunc, operands[0]), operands))
     if ufunc in _BINARY:
-        return _wrap(_binary(ufunc, operands[0], operands[1]))
+        return _wrap(_new_array(_binary(ufunc, operands[0], operands[1]), operands))
     raise UnsupportedOperation(located(f"np.{name} is not supported by jitune"))
+
+
+def _new_array(node: Array, operands: Sequence[Any]) -> Array:
+    """A ufunc's result is a new array: where it is an operand's value unchanged
+    (``np.ceil`` of integers), a copy node, so an update of the operand does not reach it."""
+    return build.copy(node) if any(node is x for x in operands) else node
 
 
 def _unary(ufunc: np.ufunc, x: Any) -> Array:

@@ -216,8 +216,9 @@ class Tracer:
     del _method
 
     def flatten(self) -> Tracer:
+        """A copy, always (where ``ravel`` and ``reshape(-1)`` may give a view)."""
         self._array_only(".flatten()")
-        return self.reshape(-1)
+        return Tracer(build.copy(build.reshape(self.node, (-1,))))
 
     def reshape(self, *shape: Any, order: str = "C") -> Tracer:
         self._array_only(".reshape()")
@@ -278,8 +279,10 @@ class Tracer:
             return Tracer(gather_index(self.node, key))  # a new array, as in NumPy
         node = basic_index(self.node, key)
         items = expand_key(key, self.ndim, self.shape)
-        if items and all(isinstance(item, (int, np.integer)) for item in items):
+        has_ellipsis = any(k is Ellipsis for k in (key if isinstance(key, tuple) else (key,)))
+        if items and all(isinstance(i, (int, np.integer)) for i in items) and not has_ellipsis:
             return Tracer(build.copy(node))  # one element: NumPy gives a scalar, a copy
+        # (with an ellipsis, one element is a 0-d array: a view, as in NumPy)
         return self._view(node, self._layout()[key], mutable=True)
 
     def __setitem__(self, key: Any, value: Any) -> None:
