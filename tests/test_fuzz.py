@@ -196,3 +196,60 @@ def test_full_like_fill_with_more_leading_axes_has_a_bound():
     program = Program(0, inputs, nodes, ("v1",))
     env = program.evaluate(program.arguments())
     assert error_bounds(program, env)["v1"].shape == (0, 1)
+
+
+def test_generated_programs_update_arguments_in_place():
+    programs = [generate(seed) for seed in range(300)]
+    updated = [p for p in programs if any(node.param("argument") for node in p.nodes)]
+    assert len(updated) >= 5
+    text = updated[0].function_source()
+    base = next(node for node in updated[0].nodes if node.param("argument")).param("base")
+    assert f"    {base}[" in text  # the input itself is assigned to, not a copy of it
+
+
+def test_an_argument_left_as_it_was_passed_is_a_finding(tmp_path):
+    """A program that updates its argument: a kernel that returns the right value but leaves
+    the caller's array unchanged is caught."""
+    inputs = (Input("a0", "array", "float64", np.arange(4.0)),)
+    params = (("argument", True), ("assign", "+="), ("base", "a0"), ("key", "1:"))
+    program = Program(0, inputs, (Node("v0", "update", "1.0", ("a0",), params),), ("v0",))
+
+    def on_copies(fn):
+        return lambda *args: fn(*(np.copy(a) for a in args))
+
+    finding = run_program(program, str(tmp_path / "cache"), jit=on_copies)
+    assert finding is not None and "input 0 differs" in finding.message
+    assert run_program(program, str(tmp_path / "cache")) is None
+
+
+def test_bounds_see_an_argument_as_it_was_when_each_statement_ran():
+    """``a1`` indexes ``v0`` and is then updated in place: the gather's bound must take the
+    key's values from before the update (``env`` holds only the final state)."""
+    inputs = (
+        Input("a0", "array", "float64", np.arange(6.0).reshape(2, 3)),
+        Input("a1", "array", "int64", np.array([0, 2])),
+    )
+    params = (("argument", True), ("assign", "="), ("base", "a1"), ("key", "..."))
+    nodes = (
+        Node("v0", "gather", "a0[:, a1]", ("a0", "a1")),
+        Node("v1", "update", "7", ("a1",), params),
+    )
+    program = Program(0, inputs, nodes, ("v0",))
+    env = program.evaluate(program.arguments())
+    assert list(env["a1"]) == [7, 7]
+    assert error_bounds(program, env)["v0"].shape == (2, 2)
+
+
+def test_a_comparison_with_an_inexact_nan_is_open():
+    """``np.log`` of an unspecified value is NaN in NumPy and any number in jitune: the
+    comparison of it has no bound."""
+    inputs = (Input("a0", "array", "float64", np.array([1.0, 2.0])),)
+    nodes = (
+        Node("v0", "fill", "np.empty_like(a0)", ("a0",)),
+        Node("v1", "log", "np.log(v0 - 5)", ("v0",)),
+        Node("v2", "less", "v1 < 0", ("v1",), (("operands", ("v1", "0")),)),
+    )
+    program = Program(0, inputs, nodes, ("v2",))
+    with np.errstate(all="ignore"):
+        env = program.evaluate(program.arguments())
+    assert np.all(np.isinf(error_bounds(program, env)["v2"]))

@@ -135,7 +135,9 @@ def _elementwise(op: str, values: list[Any], errors: list[np.ndarray], result: A
         if op in ("floor_divide", "remainder"):
             return np.where(inexact > 0, np.inf, ulp)  # exact operands: NumPy's algorithm
         if op in ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal"):
-            return _discontinuous(np.abs(x[0] - x[1]) <= e[0] + e[1], inexact)
+            gap, moved = np.abs(x[0] - x[1]), e[0] + e[1]
+            # a NaN operand that is inexact may be any number: the comparison is open
+            return _discontinuous((gap <= moved) | (np.isnan(gap) & (moved > 0)), inexact)
         if op in ("logical_not", "logical_and", "logical_or", "logical_xor", "astype"):
             # (written so that a NaN operand with an infinite bound counts as near zero)
             near_zero = np.logical_or.reduce([~(np.abs(v) > err) for v, err in zip(x, e)])
@@ -316,13 +318,17 @@ class _Key:
 
 def error_bounds(program: Program, env: dict[str, Any]) -> dict[str, np.ndarray]:
     """A bound per element of every value of ``program`` (``env``: its NumPy values, from
-    ``Program.evaluate``); inf marks elements whose value is not determined."""
+    ``Program.evaluate``); inf marks elements whose value is not determined.
+
+    Each statement's bound is computed from the values as they were when it ran: the program
+    runs again here statement by statement, since ``env`` holds an input updated in place
+    only as it ends."""
     errors: dict[str, np.ndarray] = {
         i.name: np.zeros(np.shape(env[i.name])) for i in program.inputs
     }
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for node in program.nodes:
+        for node, env in program.steps(program.arguments()):  # noqa: B020 - as it was then
             result = env[node.name]
             if node.op == "update":
                 bound = _update_bound(node, env, errors, result)
@@ -389,4 +395,6 @@ def error_bounds(program: Program, env: dict[str, Any]) -> dict[str, np.ndarray]
                 # near overflow (or already inf/nan from inexact operands): inf or not is open
                 bound = np.where((bound > 0) & ~(np.abs(value) + bound < top), np.inf, bound)
             errors[node.name] = np.array(bound)
+            if node.op == "update" and node.param("argument"):
+                errors[node.param("base")] = errors[node.name]  # later reads see the update
     return errors

@@ -147,9 +147,10 @@ def _run_jitune(program: Program, env: dict[str, Any], jit: Jit) -> Finding | No
             actual = first(*args)
         except Exception as exc:  # noqa: BLE001 - every exception is a finding here
             return _error_finding(exc, label)
-        for position, (arg, fresh) in enumerate(zip(args, program.arguments())):
-            if not np.array_equal(np.asarray(arg), np.asarray(fresh), equal_nan=True):
-                return Finding("mismatch", f"{label}: input {position} was modified")
+        for position, (arg, spec) in enumerate(zip(args, program.inputs)):
+            # NumPy's state of the argument afterwards (changed where the program updates it)
+            if not _same_state(np.asarray(arg), np.asarray(env[spec.name])):
+                return Finding("mismatch", f"{label}: input {position} differs from NumPy's")
         for item in _items(actual)[1]:
             if any(np.shares_memory(item, a) for a in args if isinstance(a, np.ndarray)):
                 return Finding("mismatch", f"{label}: an output shares memory with an input")
@@ -161,6 +162,18 @@ def _run_jitune(program: Program, env: dict[str, Any], jit: Jit) -> Finding | No
                 "cache", "a new kernel object compiled again instead of loading the cached binary"
             )
     return None
+
+
+def _same_state(actual: np.ndarray, expected: np.ndarray) -> bool:
+    """Whether an argument after the call is as NumPy left it: exactly, or for floats to a
+    tolerance far above rounding (a value NumPy computes in another order) and far below
+    what reading an element before or after its update gives."""
+    if actual.shape != expected.shape or actual.dtype != expected.dtype:
+        return False
+    if expected.dtype.kind != "f":
+        return bool(np.array_equal(actual, expected))
+    with np.errstate(all="ignore"):
+        return bool(np.allclose(actual, expected, rtol=1e-3, atol=1e-5, equal_nan=True))
 
 
 def _expect_error(program: Program, numpy_error: Exception, jit: Jit) -> Finding | None:

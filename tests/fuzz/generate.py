@@ -121,10 +121,13 @@ class _Builder:
         """Evaluate a candidate; "ok", "error" (NumPy raised, kept) or "drop"."""
         name = f"v{len(self.nodes)}"
         candidate = Node(name, op, expr, args, tuple(sorted(params.items())))
+        updated = params.get("base") if params.get("argument") else None
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 scratch = dict(self.env)
+                if updated is not None:  # an input updated in place: on a copy until kept
+                    scratch[updated] = scratch[updated].copy()
                 exec("\n".join(candidate.statements()), scratch)  # noqa: S102 - our own text
                 value = scratch[name]
         except AttributeError:
@@ -140,6 +143,8 @@ class _Builder:
             return "drop"  # keep programs small and fast
         self.nodes.append(Node(name, op, expr, args, tuple(sorted(params.items()))))
         self.env[name] = value
+        if value is not None and updated is not None:
+            self.env[updated] = scratch[updated]  # later statements read its new value
         return "ok" if value is not None else "error"
 
 
@@ -442,10 +447,33 @@ def _astype(b: _Builder) -> tuple:
     return "astype", str(rng.choice(forms)), (a,), {"dtype": dtype}
 
 
+def _viewed(b: _Builder, name: str) -> bool:
+    """Whether a "view" statement or a one-operand einsum derives a value from ``name``
+    (``np.reshape(a)``, ``np.einsum('ij->ji', a)``):
+    jitune refuses to update an array while a value NumPy may have made as a view or as a
+    copy of it is alive (README), so such an input is not updated in place."""
+    derived = {name}
+    for node in b.nodes:
+        one_operand = node.op == "contract" and len(node.args) == 1  # einsum('ij->ji', a)
+        if (node.op == "view" or one_operand) and derived.intersection(node.args):
+            derived.add(node.name)
+    return len(derived) > 1
+
+
 def _update(b: _Builder) -> tuple:
-    """A new array updated in place: ``c = a.copy(); c[key] op= value`` (basic indexing)."""
+    """A new array updated in place: ``c = a.copy(); c[key] op= value`` (basic indexing), or
+    an input updated in place: ``a[key] op= value; c = a.copy()`` (the caller's array)."""
     rng = b.rng
-    a = b.pick(arrays=True)
+    writable = [
+        i.name
+        for i in b.inputs
+        if isinstance(b.env[i.name], np.ndarray)
+        and b.env[i.name].ndim
+        and b.env[i.name].flags.writeable
+        and not _viewed(b, i.name)
+    ]
+    argument = bool(writable) and rng.random() < 0.5
+    a = str(rng.choice(writable)) if argument else b.pick(arrays=True)
     if not isinstance(b.env[a], np.ndarray) or b.env[a].ndim == 0:
         return _unary(b)
     key = _index(rng, b.shape(a))
@@ -456,7 +484,8 @@ def _update(b: _Builder) -> tuple:
         # integer's range and wraps for arrays, which depends on the data: not generated
         value = str(rng.choice([c for c in CONSTANTS if "." not in c and "e" not in c] or ["1"]))
     args = (a,) + ((value,) if value in b.env else ())
-    return "update", value, args, {"base": a, "key": key, "assign": assign}
+    params = {"base": a, "key": key, "assign": assign}
+    return "update", value, args, ({**params, "argument": True} if argument else params)
 
 
 FAMILIES: tuple[tuple[Callable[[_Builder], tuple], float], ...] = (

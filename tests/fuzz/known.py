@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import numpy as np
+
 from .compare import Finding
 from .program import Program
 
@@ -25,7 +27,26 @@ def _source(program: Program) -> str:
     return program.function_source()
 
 
-KNOWN: tuple[Known, ...] = ()
+def _static_scalar_made_an_array(program: Program, finding: Finding) -> bool:
+    """A scalar argument whose value indexes (``v1[a0 % 3]``) becomes static, and the
+    function is traced again with its value: NumPy functions of it (``np.broadcast_to(a0,
+    (3,))``) then give concrete arrays, which the tracer refuses as if they were globals."""
+    return (
+        finding.kind == "unsupported"
+        and "a concrete array of shape" in finding.message
+        and any(np.ndim(i.make()) == 0 for i in program.inputs)
+    )
+
+
+KNOWN: tuple[Known, ...] = (
+    Known(
+        "static scalar made an array",
+        "values computed with NumPy from an argument made static are concrete arrays, "
+        "refused inside the kernel (they depend only on the signature: they could be "
+        "constants)",
+        _static_scalar_made_an_array,
+    ),
+)
 
 
 def known_bug(program: Program, finding: Finding) -> Known | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -76,10 +76,14 @@ class Node:
 
     def statements(self) -> list[str]:
         """The node as Python lines. An "update" node is a copy of ``base`` with
-        ``name[key] <assign> expr`` (``=``, ``+=``, ...): an in-place update of a new array."""
+        ``name[key] <assign> expr`` (``=``, ``+=``, ...): an in-place update of a new array;
+        with the param ``argument``, ``base`` is an input updated in place (the caller's
+        array), and the node is a copy of its new value."""
         if self.op != "update":
             return [f"{self.name} = {self.expr}"]
         base, key, assign = self.param("base"), self.param("key"), self.param("assign")
+        if self.param("argument"):
+            return [f"{base}[{key}] {assign} {self.expr}", f"{self.name} = {base}.copy()"]
         return [f"{self.name} = {base}.copy()", f"{self.name}[{key}] {assign} {self.expr}"]
 
 
@@ -133,11 +137,24 @@ class Program:
 
     def evaluate(self, args: list[Any]) -> dict[str, Any]:
         """Every input and node value, computed with NumPy statement by statement."""
-        env: dict[str, Any] = {"np": np, "jitune": jitune}
-        env.update({i.name: a for i, a in zip(self.inputs, args)})
+        env = self._namespace(args)
+        for _ in self._run(env):
+            pass
+        return env
+
+    def steps(self, args: list[Any]) -> Iterator[tuple[Node, dict[str, Any]]]:
+        """Each node with the values right after its statements ran (one namespace, updated
+        as the program runs: an input updated in place has its new value from then on)."""
+        env = self._namespace(args)
+        return ((node, env) for node in self._run(env))
+
+    def _run(self, env: dict[str, Any]) -> Iterator[Node]:
         for node in self.nodes:
             exec("\n".join(node.statements()), env)  # noqa: S102 - our own generated text
-        return env
+            yield node
+
+    def _namespace(self, args: list[Any]) -> dict[str, Any]:
+        return {"np": np, "jitune": jitune, **{i.name: a for i, a in zip(self.inputs, args)}}
 
     def size(self) -> int:
         """What shrinking minimizes: statements, then input elements, then views."""
