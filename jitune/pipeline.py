@@ -87,7 +87,12 @@ def compute_program(
     last = _last_compute  # one read: another thread may replace it
     if last is not None and last[0] is graph and last[1] == layouts and last[2] == target:
         return last[3]
-    compute = lower(graph, strides, store_summands=not gpu_templates(target))
+    compute = lower(
+        graph,
+        strides,
+        store_summands=not gpu_templates(target),
+        in_place=target.name not in GPU_TARGETS,  # views: the CPU's code generation only
+    )
     _last_compute = (graph, layouts, target, compute)
     return compute
 

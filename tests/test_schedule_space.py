@@ -45,7 +45,7 @@ def _run(fn, args, configs_for):
     probe = lower_graph(traced.graph, [s.strides for s in specs], device)
     configs = configs_for(probe.compute.stages)
     lowered = lower_graph(traced.graph, [s.strides for s in specs], device, configs)
-    plan = LaunchPlan.of(lowered.loops)
+    plan = LaunchPlan.of_loops(lowered.loops)
     program = device.load(device.compile(lowered.source), plan.buffer_count)
     arrays = list(args) + [np.empty(shape, dtype) for shape, dtype in plan.allocations]
     program.launch(*arrays)

@@ -47,7 +47,7 @@ class LabelledTask(TuneTask):
     def candidate(self, config: Config) -> Candidate:
         self.features(config)
         return Candidate(
-            json.dumps({s: dict(c) for s, c in split(config).items()}), Plan(0, (), ())
+            json.dumps({s: dict(c) for s, c in split(config).items()}), Plan(0, (), (), ())
         )
 
 

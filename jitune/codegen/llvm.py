@@ -108,7 +108,14 @@ def _nest_key(stmt: Stmt, params: list[BufferDecl]) -> tuple[object, ...]:
         return ("other", s)  # Alloc, Barrier, BlockReduce: scratch buffers keep their names
 
     layouts = tuple((d.shape, d.strides, d.dtype.str, d.role) for d in params)
-    return key(stmt), layouts
+    return key(stmt), layouts, _shared_memory(params)
+
+
+def _shared_memory(params: list[BufferDecl]) -> frozenset[str]:
+    """The params that share memory with another param (an updated array and a view of it):
+    they are not ``noalias``, so LLVM keeps their loads and stores in program order."""
+    memory = [d.view_of or d.name for d in params]
+    return frozenset(d.name for d, m in zip(params, memory) if memory.count(m) > 1)
 
 
 def _used_buffers(stmt: Stmt, names: set[str]) -> set[str]:
@@ -151,6 +158,7 @@ class _Function:
         # by position, not name: stages alike but for their buffers render alike (see
         # _Module.kernel, which then emits the body once)
         self.pointers = {d.name: f"%b{k}" for k, d in enumerate(params)}
+        self.shared = _shared_memory(params)
         self.lines: list[str] = []
         self.allocas: list[str] = []
         self.counter = 0
@@ -547,7 +555,9 @@ class _Function:
 
     def render(self) -> str:
         name = self.kernel.name
-        params = ", ".join(f"ptr noalias {self.pointers[n]}" for n in self.buffers)
+        params = ", ".join(
+            f"ptr {'' if n in self.shared else 'noalias '}{self.pointers[n]}" for n in self.buffers
+        )
         params = (params + ", " if params else "") + "i64 %start, i64 %end"
         self.stmt(self.kernel.body)
         if self.uses_status:
@@ -585,18 +595,27 @@ class _Module:
             if body_name != kernel.name:
                 body = ""
             self.nests[nest] = (body_name, uses_status)
-        index = {d.name: k for k, d in enumerate(self.program.buffers)}
+        real = self.real_buffers()
+        index = {d.name: k for k, d in enumerate(real)}
         lines = [f"define void @{kernel.name}(ptr %bufs, i64 %start, i64 %end) nounwind {{"]
         args = []
         for decl in params:
+            memory = decl.view_of or decl.name
             slot = f"%s_{decl.name}"
-            lines.append(f"  {slot} = getelementptr ptr, ptr %bufs, i64 {index[decl.name]}")
+            lines.append(f"  {slot} = getelementptr ptr, ptr %bufs, i64 {index[memory]}")
             lines.append(f"  %p_{decl.name} = load ptr, ptr {slot}")
-            args.append(f"ptr %p_{decl.name}")
+            pointer = f"%p_{decl.name}"
+            if decl.view_of is not None and decl.offset:  # a view starts inside its buffer
+                pointer = f"%v_{decl.name}"
+                mem = memory_type(decl.dtype)
+                lines.append(
+                    f"  {pointer} = getelementptr {mem}, ptr %p_{decl.name}, i64 {decl.offset}"
+                )
+            args.append(f"ptr {pointer}")
         args += ["i64 %start", "i64 %end"]
         if uses_status:
             self.uses_status = True
-            slot = len(self.program.buffers)
+            slot = len(real)
             lines.append(f"  %s_status = getelementptr ptr, ptr %bufs, i64 {slot}")
             lines.append("  %p_status = load ptr, ptr %s_status")
             args.append("ptr %p_status")
@@ -604,8 +623,12 @@ class _Module:
         lines += ["  ret void", "}"]
         return (body + "\n" if body else "") + "\n".join(lines)
 
+    def real_buffers(self) -> list[BufferDecl]:
+        """The buffers the entry function takes (a view points into one of them)."""
+        return [d for d in self.program.buffers if d.view_of is None]
+
     def entry(self) -> str:
-        buffers = self.program.buffers
+        buffers = self.real_buffers()
         packed = packed_entry(len(buffers))
         params = "ptr %objs" if packed else ", ".join(f"ptr %o{k}" for k in range(len(buffers)))
         slots = len(buffers) + (1 if self.uses_status else 0)

@@ -16,7 +16,7 @@ from .. import config
 from ..cache import SCHEMA_VERSION, Artifact, CacheKey, open_store
 from ..cache.key import describe_signature, signature_of
 from ..errors import UnsupportedOperation
-from ..ir.compute import loop_nest_key
+from ..ir.compute import BufferLayout, loop_nest_key
 from ..ir.graph import GraphOp
 from ..ir.key import structural_key
 from ..ir.loops import LoopProgram
@@ -38,28 +38,19 @@ DEFAULT_CONFIG = {"schedule": "default"}
 
 
 @dataclasses.dataclass(frozen=True)
-class LaunchPlan:
-    """What running a binary needs besides the arguments: buffers to allocate, results."""
-
-    buffer_count: int
-    allocations: tuple[tuple[tuple[int, ...], str], ...]  # (shape, dtype) of non-inputs
-    results: tuple[int, ...]  # buffer positions of the function's results
+class LaunchPlan(BufferLayout):
+    """A binary's buffer layout (``ir.compute.BufferLayout``), as the cache stores it."""
 
     @classmethod
-    def of(cls, loops: LoopProgram) -> LaunchPlan:
-        buffers = loops.buffers
-        position = {d.name: k for k, d in enumerate(buffers)}
-        return cls(
-            len(buffers),
-            tuple((d.shape, d.dtype.str) for d in buffers if d.role != "input"),
-            tuple(position[name] for name in loops.outputs),
-        )
+    def of_loops(cls, loops: LoopProgram) -> LaunchPlan:
+        return cls.of(loops.buffers, loops.outputs)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "buffer_count": self.buffer_count,
             "allocations": [[list(shape), dtype] for shape, dtype in self.allocations],
             "results": list(self.results),
+            "written": list(self.written),
         }
 
     @classmethod
@@ -70,6 +61,7 @@ class LaunchPlan:
                 (tuple(int(d) for d in shape), str(dtype)) for shape, dtype in data["allocations"]
             ),
             tuple(int(k) for k in data["results"]),
+            tuple(int(k) for k in data.get("written", ())),
         )
 
 
@@ -115,7 +107,7 @@ def _compile(
         "signature": describe_signature(specs),
         "target": key.target,
         "config": to_json(join(configs)) if configs else DEFAULT_CONFIG,
-        "plan": LaunchPlan.of(lowered.loops).to_json(),
+        "plan": LaunchPlan.of_loops(lowered.loops).to_json(),
         "jitune_version": __version__,
         "created": time.time(),
         "compile_seconds": time.perf_counter() - began,
@@ -202,6 +194,10 @@ def _check_plan(plan: LaunchPlan, traced: Traced, specs: Sequence[ArgSpec]) -> N
             shape, dtype = plan.allocations[position - len(specs)]
             if shape != tuple(output.shape) or np.dtype(dtype) != output.dtype:
                 raise ValueError(f"the plan allocates {dtype}{list(shape)} for a result")
+        elif position not in plan.written or specs[position].shape != tuple(output.shape):
+            raise ValueError(f"the plan returns argument {position}, which it does not update")
+    if any(not 0 <= position < len(specs) for position in plan.written):
+        raise ValueError("the plan updates a buffer that is not an argument")
 
 
 def _too_large(traced: Traced, specs: Sequence[ArgSpec], device: Device) -> int:
@@ -247,6 +243,7 @@ def _interpreted(traced: Traced, specs: Sequence[ArgSpec], name: str, stages: in
         len(specs) + len(outputs),
         tuple((tuple(out.shape), out.dtype.str) for out in outputs),
         tuple(range(len(specs), len(specs) + len(outputs))),
+        (),
     )
     return Obtained(
         GraphProgram(traced.graph), plan, "interpreted", time.perf_counter() - began, None
@@ -337,7 +334,7 @@ def obtain(
             interrupted = tuned[0] is not None and tuned[0].interrupted
             if owner and not interrupted:  # an interrupted tuning resumes next time
                 store.save(key, artifact)
-    plan = LaunchPlan.of(lowered.loops)
+    plan = LaunchPlan.of_loops(lowered.loops)
     program = device.load(artifact.binary, plan.buffer_count)
     result = tuned[0]
     complete = result is None or not result.interrupted

@@ -142,6 +142,7 @@ class _Entry:
         "returned",
         "copy_into",
         "index_sites",
+        "result_arguments",
     )
 
     def __init__(
@@ -185,6 +186,14 @@ class _Entry:
         self.call = f"{name}({', '.join(f'{s.dtype}{list(s.shape)}' for s in specs)})"
         # what an out-of-bounds index names: the kernel's integer-array indexings
         self.index_sites = index_sites(traced.graph)
+        # results that are an updated argument's new value: the argument itself, as NumPy's
+        outputs = traced.graph.outputs
+        self.result_arguments = {
+            k: position
+            for k in range(self.returned)
+            for position, written in traced.writes
+            if outputs[k] is outputs[written]
+        }
 
     def __call__(self, args: Sequence[Any]) -> Any:
         if self.positions is not None:
@@ -203,12 +212,19 @@ class _Entry:
         except IndexingError as exc:
             raise IndexingError(_index_message(f"{self.call}: {exc}", self.index_sites)) from None
         for position, buffer in self.writes:  # after the whole kernel: no read sees a write
-            self.copy_into(args[position], arrays[buffer])
-        if self.structure == "single":
+            if buffer != position:  # else the kernel updated the caller's array in place
+                self.copy_into(args[position], arrays[buffer])
+        if self.structure == "single" and not self.result_arguments:
             return arrays[self.results[0]]
         if self.structure == "none":
             return None
-        results = [arrays[k] for k in self.results[: self.returned]]
+        chosen = self.result_arguments
+        results = [
+            args[chosen[k]] if k in chosen else arrays[buffer]
+            for k, buffer in enumerate(self.results[: self.returned])
+        ]
+        if self.structure == "single":
+            return results[0]
         return tuple(results) if self.structure == "tuple" else results
 
 

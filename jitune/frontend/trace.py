@@ -139,7 +139,7 @@ def _finish(
     writes = tuple((position, len(outputs) + k) for k, (position, _) in enumerate(written))
     outputs += [node for _, node in written]
     checks = _index_checks(outputs, gathers)
-    graph = Graph(inputs, tuple(outputs + checks))
+    graph = Graph(inputs, tuple(outputs + checks), writes)
     return Traced(graph, structure, writes, len(checks))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -26,7 +27,7 @@ from .ops import BinaryOp, ReduceOp
 ACC = "%acc"
 """Name of the variable through which an epilogue reads the reduced value."""
 
-Role = Literal["input", "output", "temp", "local"]
+Role = Literal["input", "output", "temp", "local", "view"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,17 +38,57 @@ class Axis:
 
 @dataclasses.dataclass(frozen=True)
 class BufferDecl:
-    """A buffer a program reads or writes. ``strides`` are in elements and may be 0 or negative."""
+    """A buffer a program reads or writes. ``strides`` are in elements and may be 0 or negative.
+
+    A ``view`` has no memory of its own: it names the elements of buffer ``view_of`` from
+    element ``offset`` on with its own shape and strides. An assignment to part of an array
+    whose old value nothing reads afterwards stores into a view of the old value's buffer (an
+    update in place, ``lower/fuse.py``), and the new value is a view of all of that buffer:
+    each name still has one value while it is read, but two names may share memory.
+    """
 
     name: str
     shape: tuple[int, ...]
     dtype: np.dtype
     strides: tuple[int, ...]
     role: Role
+    view_of: str | None = None
+    offset: int = 0
 
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+
+def memory_of(buffers: Sequence[BufferDecl]) -> dict[str, str]:
+    """The buffer whose memory each buffer is: itself, or the one a view is of."""
+    return {d.name: d.view_of or d.name for d in buffers}
+
+
+@dataclasses.dataclass(frozen=True)
+class BufferLayout:
+    """What running a program needs besides its arguments: the buffers it takes, after the
+    inputs, are fresh arrays of ``allocations`` (shape, dtype); ``results`` are the buffer
+    positions of its outputs; ``written`` the inputs it updates in place. Views are no
+    buffers of the program: they point into the buffer they are of."""
+
+    buffer_count: int
+    allocations: tuple[tuple[tuple[int, ...], str], ...]
+    results: tuple[int, ...]
+    written: tuple[int, ...]
+
+    @classmethod
+    def of(cls, buffers: Sequence[BufferDecl], outputs: Sequence[str]) -> BufferLayout:
+        real = [d for d in buffers if d.view_of is None]
+        position = {d.name: k for k, d in enumerate(real)}
+        memory = memory_of(buffers)
+        inputs = {d.name for d in real if d.role == "input"}
+        return cls(
+            len(real),
+            tuple((d.shape, d.dtype.str) for d in real if d.role != "input"),
+            tuple(position[memory[name]] for name in outputs),
+            tuple(sorted({position[d.view_of] for d in buffers if d.view_of in inputs})),
+        )
 
 
 def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:

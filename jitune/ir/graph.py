@@ -113,10 +113,13 @@ class Array(Node):
 
 @dataclasses.dataclass(frozen=True)
 class Graph:
-    """A traced function: its input placeholders and output nodes."""
+    """A traced function: its input placeholders and output nodes. ``writes`` pairs an
+    input's position with the index of the output that is its new value, for each argument
+    the function updates in place (the caller's array receives that value)."""
 
     inputs: tuple[Array, ...]
     outputs: tuple[Array, ...]
+    writes: tuple[tuple[int, int], ...] = ()
 
     def nodes(self) -> list[Array]:
         """All nodes reachable from the outputs, operands before users."""

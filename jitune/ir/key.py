@@ -14,5 +14,6 @@ def structural_key(graph: Graph) -> str:
         format_graph(graph.outputs)
         + "\ninputs "
         + " ".join(f"{i.dtype}{list(i.shape)}" for i in graph.inputs)
+        + (f"\nwrites {graph.writes}" if graph.writes else "")
     )
     return hashlib.sha256(text.encode()).hexdigest()

@@ -115,7 +115,9 @@ def format_stage(stage: Stage) -> str:
 
 def format_compute(program: ComputeProgram) -> str:
     lines = [
-        f"{d.role} {d.name}: {_type(d.shape, d.dtype)} strides={d.strides}" for d in program.buffers
+        f"{d.role} {d.name}: {_type(d.shape, d.dtype)} strides={d.strides}"
+        + ("" if d.view_of is None else f" of {d.view_of} from {d.offset}")
+        for d in program.buffers
     ]
     lines += [format_stage(stage) for stage in program.stages]
     lines.append("return " + ", ".join(program.outputs))

@@ -13,12 +13,14 @@ epilogue is applied as each reduced element is stored (``relu(x @ w + b)`` is on
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 
 from ..ir.compute import ACC, Axis, BufferDecl, ComputeProgram, Role, Stage, contiguous_strides
 from ..ir.expr import (
     BOOL,
     Expr,
+    ExprOp,
     binary,
     cast,
     checked_index,
@@ -31,11 +33,14 @@ from ..ir.expr import (
     index_mul,
     is_const,
     load,
+    loads,
     select,
+    transform,
     unary,
     var,
 )
 from ..ir.graph import VIEWS, Array, BinaryOp, Graph, GraphOp, ReduceOp
+from .in_place import in_place_updates
 from .index_maps import operand_indices
 from .reuse import merge_duplicates, share_summands
 
@@ -177,16 +182,23 @@ class _NotFusable(Exception):
 class _Lowering:
     """State of one lowering: buffer names of roots and memoized inlined expressions."""
 
-    def __init__(self, graph: Graph, input_strides: Sequence[tuple[int, ...]]) -> None:
+    def __init__(
+        self, graph: Graph, input_strides: Sequence[tuple[int, ...]], in_place: bool = False
+    ) -> None:
         self.graph = graph
+        self.allow_in_place = in_place
+        # the stages that may store into an old value's buffer, with that old value
+        self.in_place: dict[int, Array] = {}
         self.nodes = graph.nodes()
         self.uses = _use_counts(graph, self.nodes)
         self.buffers: list[BufferDecl] = []
+        self.decls: dict[str, BufferDecl] = {}  # the buffers by name
+        self.roles: collections.Counter[str] = collections.Counter()  # buffers per role
         self.buffer_of: dict[int, str] = {}
         for position, node in enumerate(graph.inputs):
             name = f"in{position}"
             self.buffer_of[id(node)] = name
-            self.buffers.append(
+            self._add(
                 BufferDecl(name, node.shape, node.dtype, tuple(input_strides[position]), "input")
             )
         self.stages: list[Stage] = []
@@ -288,12 +300,17 @@ class _Lowering:
 
     def declare(self, node: Array, role: Role) -> str:
         """A new C-contiguous buffer of ``node``'s shape and dtype; returns its name."""
-        count = sum(b.role == role for b in self.buffers)
+        count = self.roles[role]
         name = f"out{count}" if role == "output" else f"t{count}"
-        self.buffers.append(
+        return self._add(
             BufferDecl(name, node.shape, node.dtype, contiguous_strides(node.shape), role)
         )
-        return name
+
+    def _add(self, decl: BufferDecl) -> str:
+        self.buffers.append(decl)
+        self.decls[decl.name] = decl
+        self.roles[decl.role] += 1
+        return decl.name
 
     def new_buffer(self, node: Array, role: Role) -> str:
         """A buffer that holds ``node`` from now on (later readers load it)."""
@@ -342,6 +359,8 @@ class _Lowering:
 
     def add_stage(self, node: Array, role: Role, fused: Array | None = None) -> None:
         """Append the stage computing ``node`` (with ``fused`` as its reduction, if given)."""
+        if id(node) in self.in_place and self._store_in_place(node):
+            return
         axes = tuple(Axis(f"i{k}", extent) for k, extent in enumerate(node.shape))
         out_vars = tuple(var(a.name) for a in axes)
         reducer = node if is_reduction(node) else fused
@@ -383,6 +402,8 @@ class _Lowering:
                 if candidate is not None and id(candidate) not in fused:
                     fusion[id(node)] = candidate
                     fused.add(id(candidate))
+        if self.allow_in_place:
+            self.in_place = in_place_updates(self.graph, self.nodes, roots - fused, fusion)
         for node in self.nodes:
             if id(node) not in roots or id(node) in fused:
                 continue
@@ -395,6 +416,49 @@ class _Lowering:
         names = tuple(self.copies.get(id(o)) or self.buffer_of[id(o)] for o in self.graph.outputs)
         return ComputeProgram(tuple(self.buffers), tuple(self.stages), names)
 
+    def _store_in_place(self, node: Array) -> bool:
+        """Append the stage of ``node`` as a store into the buffer of its old value, which
+        nothing reads afterwards (``in_place_updates``): an update's region, or all of an
+        argument's new value. False, adding nothing, where the stored value reads the old
+        value at another element than the one it replaces (``a[1:] = a[:-1]``: NumPy reads
+        all of it before storing any)."""
+        base = self.in_place[id(node)]
+        if node.op is GraphOp.UPDATE:
+            value, region = node.src[1], node.arg
+        else:
+            value, region = node, tuple((0, 1) for _ in node.shape)
+        old = self.buffer_of[id(base)]
+        decl = self.decls[old]
+        if any(count == 0 for count in value.shape) or any(
+            stride == 0 and extent > 1 for stride, extent in zip(decl.strides, decl.shape)
+        ):
+            return False  # nothing to store, or elements that share memory
+        axes = tuple(Axis(f"i{k}", count) for k, count in enumerate(value.shape))
+        # an axis of one element has index 0: the value's reads of it fold to constants
+        at = tuple(iconst(0) if a.extent == 1 else var(a.name) for a in axes)
+        stored = tuple(index_add(start, index_mul(k, step)) for (start, step), k in zip(region, at))
+        body = self.inline(value, at) if value is not node else self._inline(node, at)
+        if any(read.src != stored for read in loads(body) if read.arg == old):
+            return False
+        memory = decl.view_of or decl.name
+        offset = decl.offset + sum(
+            start * stride for (start, _), stride in zip(region, decl.strides)
+        )
+        strides = tuple(stride * step for (_, step), stride in zip(region, decl.strides))
+        target = self._view(value, memory, offset, strides)
+        body = _replace_loads(body, old, stored, load(target, at, node.dtype))
+        self.stages.append(Stage(target, node.dtype, axes, cast(body, node.dtype)))
+        # later readers of the new value read all of the buffer, as it now is
+        self.buffer_of[id(node)] = (
+            target if value is node else self._view(node, memory, decl.offset, decl.strides)
+        )
+        return True
+
+    def _view(self, node: Array, memory: str, offset: int, strides: tuple[int, ...]) -> str:
+        """A new view of ``memory`` with ``node``'s shape and dtype; returns its name."""
+        name = f"v{self.roles['view']}"
+        return self._add(BufferDecl(name, node.shape, node.dtype, strides, "view", memory, offset))
+
     def _copy_input(self, node: Array) -> None:
         """An input returned as an output is copied: outputs are always fresh arrays."""
         source = self.buffer_of[id(node)]
@@ -405,8 +469,23 @@ class _Lowering:
         self.stages.append(Stage(name, node.dtype, axes, body))
 
 
+def _replace_loads(expr: Expr, buffer: str, at: tuple[Expr, ...], by: Expr) -> Expr:
+    """``expr`` with its loads of ``buffer[at]`` replaced by ``by``."""
+
+    def rewrite(node: Expr) -> Expr | None:
+        if node.op is ExprOp.LOAD and node.arg == buffer and node.src == at:
+            return by
+        return None
+
+    return transform(expr, rewrite)
+
+
 def lower(
-    graph: Graph, input_strides: Sequence[tuple[int, ...]], *, store_summands: bool = True
+    graph: Graph,
+    input_strides: Sequence[tuple[int, ...]],
+    *,
+    store_summands: bool = True,
+    in_place: bool = False,
 ) -> ComputeProgram:
     """Compute IR for ``graph`` whose inputs have these element strides.
 
@@ -415,6 +494,10 @@ def lower(
     traffic (CPUs). GPUs have the opposite balance: recomputing ``exp`` beats a round trip of
     the row through memory (an H200 softmax ran at 0.76x of copy bandwidth with the summand
     stored), so their pipeline passes False.
+
+    ``in_place``: an assignment to part of an array whose old value is dead stores into the
+    old value's buffer (``in_place.py``); the CPU's code generation supports views, the GPU
+    sources do not yet.
     """
-    program = merge_duplicates(_Lowering(graph, input_strides).run())
+    program = merge_duplicates(_Lowering(graph, input_strides, in_place).run())
     return share_summands(program) if store_summands else program

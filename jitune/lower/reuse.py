@@ -106,7 +106,11 @@ def _share(reduction: Stage, consumer: Stage) -> tuple[Stage, Stage, Stage] | No
 
 def merge_duplicates(program: ComputeProgram) -> ComputeProgram:
     """``program`` without temporary stages that repeat an earlier stage."""
-    temps = {d.name for d in program.buffers if d.role == "temp"}
+    # a buffer an update stores into has another value after that store, so a later stage
+    # cannot stand for an earlier one that computed it, nor a store into a view be repeated
+    mutated = {d.view_of for d in program.buffers if d.view_of is not None}
+    views = {d.name for d in program.buffers if d.view_of is not None}
+    temps = {d.name for d in program.buffers if d.role == "temp"} - mutated
     first_of: dict[tuple[object, ...], str] = {}
     renamed: dict[str, str] = {}
     stages: list[Stage] = []
@@ -126,7 +130,8 @@ def merge_duplicates(program: ComputeProgram) -> ComputeProgram:
         if earlier is not None and stage.out in temps:
             renamed[stage.out] = earlier
             continue
-        first_of.setdefault(key, stage.out)
+        if stage.out not in mutated and stage.out not in views:
+            first_of.setdefault(key, stage.out)
         stages.append(stage)
     buffers = tuple(d for d in program.buffers if d.name not in renamed)
     return ComputeProgram(buffers, tuple(stages), program.outputs)
@@ -144,7 +149,11 @@ def _rename_loads(stage: Stage, renamed: dict[str, str]) -> Stage:
 
 
 def share_summands(program: ComputeProgram) -> ComputeProgram:
-    """``program`` with costly reduction summands stored once where a later stage needs them."""
+    """``program`` with costly reduction summands stored once where a later stage needs them.
+
+    Not into a view: the summand would be stored at the reduction's place in the program,
+    before stages that still read the memory the view shares with another buffer."""
+    views = {d.name for d in program.buffers if d.view_of is not None}
     stages = list(program.stages)
     position = 0
     while position < len(stages):
@@ -156,7 +165,7 @@ def share_summands(program: ComputeProgram) -> ComputeProgram:
         ):
             for later in range(position + 1, len(stages)):
                 consumer = stages[later]
-                if consumer.reduce_op is not None:
+                if consumer.reduce_op is not None or consumer.out in views:
                     continue
                 shared = _share(reduction, consumer)
                 if shared is None:

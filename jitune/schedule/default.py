@@ -597,13 +597,25 @@ class _Planned:
     packed: tuple[PackedOperand, ...] = ()
 
 
-def _groups(planned: list[_Planned]) -> list[list[_Planned]]:
+def _is_view(buffers: dict[str, BufferDecl], name: str) -> bool:
+    decl = buffers.get(name)
+    return decl is not None and decl.view_of is not None
+
+
+def _groups(planned: list[_Planned], buffers: dict[str, BufferDecl]) -> list[list[_Planned]]:
+    """Runs of stages that one parallel loop over rows computes row by row: each reads only
+    its own row of what the run has produced. A stage that stores into a view, or reads one,
+    stands alone: a view shares memory with another buffer, so another thread's rows of it
+    may change under the run."""
     groups: list[list[_Planned]] = []
     for item in planned:
         stage = item.stage
         current = groups[-1] if groups else None
+        touches_views = any(_is_view(buffers, name) for name in {stage.out, *stage.reads()})
         if (
             current
+            and not touches_views
+            and not any(_is_view(buffers, p.stage.out) for p in current)
             and _groupable(stage)
             and all(
                 _groupable(p.stage) and p.stage.axes[0].extent == stage.axes[0].extent
@@ -692,6 +704,6 @@ def schedule(
         planned.append(_Planned(stage, config, tuple(packed)))
     kernels = tuple(
         _kernel(f"k{n}", group, by_name, target, min_parallel_work)
-        for n, group in enumerate(_groups(planned))
+        for n, group in enumerate(_groups(planned, by_name))
     )
     return LoopProgram(tuple(decls), kernels, program.outputs)

@@ -161,7 +161,9 @@ def extract(loops: LoopProgram) -> np.ndarray:
     tile = math.prod(
         loop.extent for loop in context if loop.kind in (LoopKind.UNROLLED, LoopKind.VECTORIZED)
     )
-    temporaries = sum(d.size * d.dtype.itemsize for d in loops.buffers if d.role != "input")
+    temporaries = sum(
+        d.size * d.dtype.itemsize for d in loops.buffers if d.role not in ("input", "view")
+    )
     loaded = loads(store.value)
     features[:GLOBALS] = (
         _log(walk.hot_trips),

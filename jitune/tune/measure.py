@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..ir.compute import BufferLayout
 from ..ir.loops import LoopProgram
 from ..runtime.base import Device
 from ..runtime.pool import aligned_empty
@@ -51,24 +52,12 @@ class MeasureResult:
         return self.error is None and self.seconds is not None
 
 
-@dataclasses.dataclass(frozen=True)
-class Plan:
+class Plan(BufferLayout):
     """Buffers one candidate's binary takes: inputs (given), then fresh non-input buffers."""
 
-    buffer_count: int
-    allocations: tuple[tuple[tuple[int, ...], str], ...]
-    results: tuple[int, ...]
-
     @classmethod
-    def of(cls, loops: LoopProgram) -> Plan:
-        # the same layout as frontend.artifacts.LaunchPlan (not imported: the frontend
-        # imports the tuner)
-        position = {decl.name: k for k, decl in enumerate(loops.buffers)}
-        return cls(
-            len(loops.buffers),
-            tuple((d.shape, d.dtype.str) for d in loops.buffers if d.role != "input"),
-            tuple(position[name] for name in loops.outputs),
-        )
+    def of_loops(cls, loops: LoopProgram) -> Plan:
+        return cls.of(loops.buffers, loops.outputs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,16 +108,23 @@ class StridedInput:
     shape: tuple[int, ...]
     strides: tuple[int, ...]  # in elements
 
-    def view(self) -> np.ndarray:
+    def view(self, base: np.ndarray | None = None) -> np.ndarray:
+        """The input, read-only, over ``base`` (default: the storage itself)."""
+        base = self.base if base is None else base
         if not self.shape:
-            return self.base
-        itemsize = self.base.dtype.itemsize
+            return base
+        itemsize = base.dtype.itemsize
         return np.lib.stride_tricks.as_strided(
-            self.base[self.start :],
+            base[self.start :],
             self.shape,
             tuple(s * itemsize for s in self.strides),
-            writeable=False,
+            writeable=base is not self.base,
         )
+
+    def copy(self) -> np.ndarray:
+        """A writable view of the same layout over a copy of the storage (for a program that
+        updates this input in place)."""
+        return self.view(self.base.copy())
 
 
 def random_input(
@@ -240,6 +236,8 @@ class Bench:
 
     def _arrays(self, plan: Plan) -> list[Any]:
         arrays: list[Any] = list(self.inputs)
+        for position in plan.written:  # updated in place: each run starts from the inputs
+            arrays[position] = self.task.arguments[position].copy()
         for shape, dtype in plan.allocations:
             array = aligned_empty(shape, np.dtype(dtype))  # as calls get them (runtime/pool.py)
             if array.dtype.kind == "f":

@@ -182,7 +182,7 @@ class TuneTask:
     def candidate(self, config: Config) -> Candidate:
         loops = self.loops(config)
         self._features.setdefault(config, feature_mod.extract(loops))
-        return Candidate(self.device.render(loops), Plan.of(loops))
+        return Candidate(self.device.render(loops), Plan.of_loops(loops))
 
     def measure_task(self, seed: int) -> MeasureTask:
         """Random inputs (from ``seed``) and the reference evaluator's outputs on them."""
