@@ -19,7 +19,6 @@ from ..errors import UnsupportedOperation
 from ..ir.compute import BufferLayout, loop_nest_key
 from ..ir.graph import GraphOp
 from ..ir.key import structural_key
-from ..ir.loops import LoopProgram
 from ..lower.fuse import is_reduction
 from ..pipeline import Lowered, compute_program, lower_graph
 from ..runtime.base import Device, Program
@@ -40,10 +39,6 @@ DEFAULT_CONFIG = {"schedule": "default"}
 @dataclasses.dataclass(frozen=True)
 class LaunchPlan(BufferLayout):
     """A binary's buffer layout (``ir.compute.BufferLayout``), as the cache stores it."""
-
-    @classmethod
-    def of_loops(cls, loops: LoopProgram) -> LaunchPlan:
-        return cls.of(loops.buffers, loops.outputs)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -139,6 +139,7 @@ class _Entry:
         "structure",
         "call",
         "writes",
+        "copy_backs",
         "returned",
         "copy_into",
         "index_sites",
@@ -179,6 +180,8 @@ class _Entry:
         self.structure = traced.structure
         # arguments the function updates in place: (position, buffer of the new value)
         self.writes = tuple((position, plan.results[k]) for position, k in traced.writes)
+        # those whose new value the kernel did not store into the caller's array itself
+        self.copy_backs = tuple((p, buffer) for p, buffer in self.writes if buffer != p)
         # how many outputs are the function's results (then new values, then index checks)
         self.returned = len(plan.results) - len(traced.writes) - traced.checks
         self.copy_into = getattr(device, "copy_into", _copy_into)
@@ -211,9 +214,8 @@ class _Entry:
             raise DomainError(f"{self.call}: {exc}") from None
         except IndexingError as exc:
             raise IndexingError(_index_message(f"{self.call}: {exc}", self.index_sites)) from None
-        for position, buffer in self.writes:  # after the whole kernel: no read sees a write
-            if buffer != position:  # else the kernel updated the caller's array in place
-                self.copy_into(args[position], arrays[buffer])
+        for position, buffer in self.copy_backs:  # after the whole kernel: no read sees it
+            self.copy_into(args[position], arrays[buffer])
         if self.structure == "single" and not self.result_arguments:
             return arrays[self.results[0]]
         if self.structure == "none":

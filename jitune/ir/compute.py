@@ -17,12 +17,15 @@ import dataclasses
 import enum
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 
 from .expr import Expr, ExprOp, argument_text, digest, free_vars, loads
 from .ops import BinaryOp, ReduceOp
+
+if TYPE_CHECKING:
+    from .loops import LoopProgram
 
 ACC = "%acc"
 """Name of the variable through which an epilogue reads the reduced value."""
@@ -65,6 +68,9 @@ def memory_of(buffers: Sequence[BufferDecl]) -> dict[str, str]:
     return {d.name: d.view_of or d.name for d in buffers}
 
 
+_Layout = TypeVar("_Layout", bound="BufferLayout")
+
+
 @dataclasses.dataclass(frozen=True)
 class BufferLayout:
     """What running a program needs besides its arguments: the buffers it takes, after the
@@ -78,7 +84,11 @@ class BufferLayout:
     written: tuple[int, ...]
 
     @classmethod
-    def of(cls, buffers: Sequence[BufferDecl], outputs: Sequence[str]) -> BufferLayout:
+    def of_loops(cls: type[_Layout], loops: LoopProgram) -> _Layout:
+        return cls.of(loops.buffers, loops.outputs)
+
+    @classmethod
+    def of(cls: type[_Layout], buffers: Sequence[BufferDecl], outputs: Sequence[str]) -> _Layout:
         real = [d for d in buffers if d.view_of is None]
         position = {d.name: k for k, d in enumerate(real)}
         memory = memory_of(buffers)

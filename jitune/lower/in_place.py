@@ -39,16 +39,18 @@ def in_place_updates(
     outputs = {id(node) for node in graph.outputs}
     may_fail = _may_stop_with_an_error(nodes)
     origins = _origins(nodes)
+    # an argument's new value that is no update: all of it may be stored into the argument
+    written_whole = {id(graph.outputs[k]): graph.inputs[p] for p, k in graph.writes}
     chosen: dict[int, Array] = {}
     for node in nodes:
         if id(node) not in stages or id(node) in fusion or node.op in _REDUCING:
             continue
         if node.op is GraphOp.UPDATE:
             base = node.src[0]
+        elif id(node) in written_whole:
+            base = written_whole[id(node)]
         else:
-            base = _argument_written_whole(graph, node)
-            if base is None:
-                continue
+            continue
         if base.op is not GraphOp.INPUT and id(base) not in stages:
             continue  # the old value has no buffer (a constant, a view of one)
         if id(base) in outputs or last_read.get(id(base), -1) > position[id(node)]:
@@ -64,14 +66,6 @@ def in_place_updates(
 
 
 _REDUCING = frozenset({GraphOp.REDUCE, GraphOp.CONTRACT})  # (contractions too: conservative)
-
-
-def _argument_written_whole(graph: Graph, node: Array) -> Array | None:
-    """The argument whose new value ``node`` is, where it is not an ``UPDATE``."""
-    for argument, output in graph.writes:
-        if graph.outputs[output] is node:
-            return graph.inputs[argument]
-    return None
 
 
 def _last_reads(

@@ -23,7 +23,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..ir.compute import BufferLayout
-from ..ir.loops import LoopProgram
 from ..runtime.base import Device
 from ..runtime.pool import aligned_empty
 
@@ -52,12 +51,8 @@ class MeasureResult:
         return self.error is None and self.seconds is not None
 
 
-class Plan(BufferLayout):
-    """Buffers one candidate's binary takes: inputs (given), then fresh non-input buffers."""
-
-    @classmethod
-    def of_loops(cls, loops: LoopProgram) -> Plan:
-        return cls.of(loops.buffers, loops.outputs)
+Plan = BufferLayout
+"""Buffers one candidate's binary takes: inputs (given), then fresh non-input buffers."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,8 +103,8 @@ class StridedInput:
     shape: tuple[int, ...]
     strides: tuple[int, ...]  # in elements
 
-    def view(self, base: np.ndarray | None = None) -> np.ndarray:
-        """The input, read-only, over ``base`` (default: the storage itself)."""
+    def view(self, base: np.ndarray | None = None, writeable: bool = False) -> np.ndarray:
+        """The input over ``base`` (default: the storage itself)."""
         base = self.base if base is None else base
         if not self.shape:
             return base
@@ -118,13 +113,13 @@ class StridedInput:
             base[self.start :],
             self.shape,
             tuple(s * itemsize for s in self.strides),
-            writeable=base is not self.base,
+            writeable=writeable,
         )
 
     def copy(self) -> np.ndarray:
         """A writable view of the same layout over a copy of the storage (for a program that
         updates this input in place)."""
-        return self.view(self.base.copy())
+        return self.view(self.base.copy(), writeable=True)
 
 
 def random_input(
